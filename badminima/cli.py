@@ -1,0 +1,205 @@
+"""The `badminima` command: parses, then calls the library.
+
+  badminima run EXPERIMENT [--preset cpu|paper] [--config FILE.toml] [flags] [--seeds 0,1] [--out DIR] [--json]
+  badminima list [datasets|models|inits|recipes|experiments|presets]
+
+Specs are built in two stages, as in timm: the preset's base spec for the dataset, then a TOML
+file, then flags. Bad input prints one line `badminima: error: ...` and exits with status 2
+before anything is written.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from .errors import BadInput
+
+DEFAULT_OUT = "badminima-out"
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, status 2 (argparse would print the usage too)
+        raise BadInput(message)
+
+
+def build_parser() -> Parser:
+    parser = Parser(prog="badminima", description="Experiments on what deep-learning theory claims about "
+                    "optimization and generalization.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+
+    run = sub.add_parser("run", help="run an experiment (skips what is done, resumes what was interrupted)")
+    run.add_argument("experiment")
+    run.add_argument("--preset", default="cpu", help="cpu (default: minutes on a CPU) or paper (paper 000's protocol)")
+    run.add_argument("--config", help="TOML spec file: tables [data], [model], [init], [init.pretrain], [recipe]")
+    run.add_argument("--dataset")
+    run.add_argument("--data-dir", help="directory holding the dataset files (cifar10, cifar100, cinic10, restricted-imagenet)")
+    run.add_argument("--model")
+    run.add_argument("--width", type=int)
+    run.add_argument("--depth", type=int)
+    run.add_argument("--train-size", type=int, help="use a seeded subset of this many training examples")
+    run.add_argument("--replication-factor", "-R", type=int, help="Algorithm 1's R: replicas per training input")
+    run.add_argument("--zeroed-percent", "-N", type=float, help="Algorithm 1's N: percent of pixels zeroed per replica")
+    run.add_argument("--zero-mode", choices=["pixels", "values"])
+    run.add_argument("--random-label-fraction", type=float)
+    run.add_argument("--epochs", type=int, help="epoch cap of the true-label phase")
+    run.add_argument("--pretrain-epochs", type=int, help="epoch cap of the pretraining phase")
+    run.add_argument("--lr", type=float, help="initial learning rate of the true-label phase")
+    run.add_argument("--batch-size", type=int)
+    run.add_argument("--seeds", default="0", help="comma-separated seeds or ranges, e.g. 0,1,2 or 0-4")
+    run.add_argument("--out", default=DEFAULT_OUT, help=f"output directory (default: {DEFAULT_OUT})")
+    run.add_argument("--device", default="auto", help="auto (cuda when available), cpu or cuda")
+    run.add_argument("--json", action="store_true", help="print the summary as JSON records instead of a table")
+    run.add_argument("--quiet", action="store_true", help="no progress lines")
+
+    lst = sub.add_parser("list", help="show what can be named")
+    lst.add_argument("what", nargs="?", default="all",
+                     choices=["all", "datasets", "models", "inits", "recipes", "experiments", "presets"])
+    return parser
+
+
+def parse_seeds(text: str) -> list[int]:
+    seeds: list[int] = []
+    try:
+        for part in text.split(","):
+            if "-" in part.strip()[1:]:
+                lo, hi = part.split("-", 1)
+                seeds += list(range(int(lo), int(hi) + 1))
+            else:
+                seeds.append(int(part))
+    except ValueError:
+        raise BadInput(f"--seeds: cannot read {text!r} (write e.g. 0,1,2 or 0-4)") from None
+    if not seeds or any(s < 0 for s in seeds) or len(set(seeds)) != len(seeds):
+        raise BadInput(f"--seeds: need distinct non-negative integers, got {text!r}")
+    return seeds
+
+
+def flag_overrides(args) -> dict:
+    """The nested spec fields that flags set (None: not given)."""
+    pairs = {
+        ("data", "name"): args.dataset, ("data", "train_size"): args.train_size,
+        ("model", "name"): args.model, ("model", "width"): args.width, ("model", "depth"): args.depth,
+        ("init", "replication_factor"): args.replication_factor, ("init", "zeroed_percent"): args.zeroed_percent,
+        ("init", "zero_mode"): args.zero_mode, ("init", "random_label_fraction"): args.random_label_fraction,
+        ("recipe", "epochs"): args.epochs, ("recipe", "lr"): args.lr, ("recipe", "batch_size"): args.batch_size,
+        ("init", "pretrain", "batch_size"): args.batch_size, ("init", "pretrain", "epochs"): args.pretrain_epochs,
+    }
+    out: dict = {}
+    for path, value in pairs.items():
+        if value is not None:
+            node = out
+            for key in path[:-1]:
+                node = node.setdefault(key, {})
+            node[path[-1]] = value
+    return out
+
+
+def resolve_base(args):
+    from .presets import base_spec
+    from .spec import load_toml, merge
+
+    config = load_toml(args.config) if args.config else {}
+    dataset = args.dataset or (config.get("data") or {}).get("name") if isinstance(config.get("data", {}), dict) else args.dataset
+    spec = base_spec(args.preset, dataset)
+    spec = merge(spec, config)
+    return merge(spec, flag_overrides(args))
+
+
+def pick_device(name: str) -> str:
+    import torch
+
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name not in ("cpu", "cuda") or (name == "cuda" and not torch.cuda.is_available()):
+        raise BadInput(f"device {name!r} is not available (use auto, cpu or cuda)")
+    return name
+
+
+def cmd_run(args) -> int:
+    from .experiments import get_experiment
+    from .runs import Workspace, check, execute_run
+    from .store import Store
+
+    experiment = get_experiment(args.experiment)
+    seeds = parse_seeds(args.seeds)
+    base = resolve_base(args)
+    specs = [check(s) for s in experiment.cells(base, seeds)]
+    device = pick_device(args.device)
+    ws = Workspace(store=None, data_dir=args.data_dir, device=device, quiet=args.quiet)
+    for spec in specs:  # load (and so check) every dataset before anything is written
+        ws.dataset(spec)
+    ws.store = Store(args.out)
+    started = time.perf_counter()
+    records = []
+    for i, spec in enumerate(specs, 1):
+        if not args.quiet:
+            print(f"[{i}/{len(specs)}] {args.experiment}: init {spec.init.name}, seed {spec.seed}", file=sys.stderr)
+        records.append(execute_run(spec, ws))
+    records = [_percent(r) for r in records]
+    scale = describe_scale(args.preset, base)
+    paths = experiment.render(Path(args.out), ws.store, specs, records, scale)
+    if args.json:
+        print(json.dumps(records, indent=2))
+    else:
+        from .report.tables import text_table
+        print(f"{args.experiment}: {scale}")
+        print(text_table(*experiment.table(records)), end="")
+        print(f"wall time {time.perf_counter() - started:.1f} s; report: {', '.join(str(p) for p in paths)}")
+    return 0
+
+
+def describe_scale(preset: str, spec) -> str:
+    what = f"{spec.data.name} / {spec.model.name}"
+    if preset == "paper":
+        return f"{what}, paper preset (paper 000's protocol)"
+    return f"{what}, cpu preset (scaled down: {spec.recipe.epochs}-epoch cap; not paper scale)"
+
+
+def _percent(record: dict) -> dict:
+    return {**record, **{k: None if record[k] is None else round(100 * record[k], 4) for k in ("train_acc", "test_acc")}}
+
+
+def cmd_list(args) -> int:
+    from .data import DATASETS
+    from .experiments import EXPERIMENTS
+    from .inits import INITS
+    from .models import MODELS
+    from .presets import PRESETS
+    from .spec import RECIPES
+
+    sections = {
+        "datasets": [(n, e.description) for n, e in sorted(DATASETS.items())],
+        "models": [(n, e.description) for n, e in sorted(MODELS.items())],
+        "inits": [(n, e.description) for n, e in sorted(INITS.items())],
+        "recipes": [(n, "SGD with " + (" + ".join(h for h, on in zip(("augmentation", "l2", "momentum"), flags) if on)
+                                        or "no augmentation, l2 or momentum")) for n, flags in RECIPES.items()],
+        "experiments": [(n, e.description) for n, e in sorted(EXPERIMENTS.items())],
+        "presets": [("cpu", "scaled down for a 2-core CPU and built-in data (default)"),
+                    ("paper", "paper 000's protocol: batch 128, lr 0.1/0.01/0.001, 350 (CIFAR) or 300 epochs")],
+    }
+    for name, rows in sections.items():
+        if args.what in ("all", name):
+            print(f"{name}:")
+            width = max(len(n) for n, _ in rows)
+            for n, text in rows:
+                print(f"  {n.ljust(width)}  {text}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        return {"run": cmd_run, "list": cmd_list}[args.command](args)
+    except BadInput as exc:
+        print(f"badminima: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("badminima: interrupted; finished epochs are kept, re-run to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

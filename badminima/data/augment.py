@@ -1,0 +1,43 @@
+"""Data augmentation on batches of in-memory tensors (no DataLoader).
+
+images: random crop with `crop_padding` zero padding (a random shift), plus a horizontal flip
+where the dataset allows it (CIFAR, CINIC-10, Restricted ImageNet: pad 4 + flip, as in paper 000);
+signals (mnist1d): the 1-D analogue, a random shift of up to `crop_padding` (4) positions with zero
+padding, and no flip (a reversed MNIST-1D signal is a different digit);
+points (gaussians2d): Gaussian jitter of `noise_std` feature standard deviations.
+"""
+from __future__ import annotations
+
+import torch
+
+from . import Dataset
+
+
+def random_crop(x: torch.Tensor, pad: int, generator: torch.Generator) -> torch.Tensor:
+    """Zero-pad the spatial dims by `pad` and cut back to the original size at a random offset."""
+    if pad == 0:
+        return x
+    n, spatial = x.shape[0], x.shape[2:]
+    out = torch.nn.functional.pad(x, (pad, pad) * len(spatial))
+    for d, size in enumerate(spatial):
+        dim = 2 + d
+        offset = torch.randint(0, 2 * pad + 1, (n,), generator=generator).to(x.device)
+        index = offset.view(-1, 1) + torch.arange(size, device=x.device)  # (n, size): the kept positions along dim
+        view = [n] + [1] * (out.dim() - 1)
+        view[dim] = size
+        target = list(out.shape)
+        target[dim] = size
+        out = out.gather(dim, index.view(view).expand(target))
+    return out
+
+
+def random_flip(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    flip = (torch.rand(x.shape[0], generator=generator) < 0.5).to(x.device)
+    return torch.where(flip.view(-1, *([1] * (x.dim() - 1))), x.flip(-1), x)
+
+
+def augment(x: torch.Tensor, data: Dataset, std: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    if data.kind == "points":
+        return x + data.noise_std * std * torch.randn(x.shape, generator=generator).to(x.device)
+    x = random_crop(x, data.crop_padding, generator)
+    return random_flip(x, generator) if data.flip else x

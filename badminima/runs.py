@@ -1,0 +1,219 @@
+"""A run as a chain of phases, and their execution with skip-if-done and resume.
+
+Every run is random-init -> [pretrain] -> train. Each phase has its own id (a hash of the spec
+fields it depends on), so runs that share a prefix share its phases: vanilla and SOTA training
+from the same adversarial init reuse one pretraining phase. A phase's distance travelled is
+measured from its parent's final weights.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from .data import Dataset, load_dataset
+from .data.augment import augment
+from .inits import get_init
+from .measures import relative_distance
+from .models import Classifier, build_model, check_model_name
+from .spec import RunSpec, canonical, digest, non_default, recipe_name, run_id, to_dict, validate
+from .store import CorruptCheckpoint, Store, load_checkpoint, save_checkpoint
+from .store.checkpoints import load_model_tensors, load_optimizer, model_tensors
+from .train import callbacks as cb
+from .train import derive_seed, evaluate, train_phase
+
+
+@dataclass(frozen=True)
+class Phase:
+    id: str
+    kind: str  # "random-init" | "pretrain" | "train"
+    parent: str | None
+
+
+def check(spec: RunSpec) -> RunSpec:
+    """Validate a spec against ranges and registries; BadInput on a mistake. Returns its canonical form."""
+    from .data import DATASETS
+    from .errors import BadInput
+
+    spec = canonical(validate(spec))
+    if spec.data.name not in DATASETS:
+        from .data import list_datasets
+        raise BadInput(f"unknown dataset {spec.data.name!r} (known: {', '.join(list_datasets())})")
+    check_model_name(spec.model.name)
+    get_init(spec.init.name)
+    return spec
+
+
+def plan(spec: RunSpec) -> list[Phase]:
+    spec = check(spec)
+    nd = non_default(spec)
+    base = {k: nd[k] for k in ("data", "model", "seed") if k in nd}
+    phases = [Phase(digest({"phase": "random-init", **base}), "random-init", None)]
+    if get_init(spec.init.name).pretraining_data is not None:
+        phases.append(Phase(digest({"phase": "pretrain", **base, "init": nd.get("init", {})}), "pretrain", phases[-1].id))
+    phases.append(Phase(run_id(spec), "train", phases[-1].id))
+    return phases
+
+
+@dataclass
+class Workspace:
+    """What executing runs needs: the store, where data lives, the device, and loaded datasets."""
+
+    store: Store
+    data_dir: str | Path | None = None
+    device: str = "cpu"
+    quiet: bool = False
+    _datasets: dict = field(default_factory=dict)
+
+    def dataset(self, spec: RunSpec) -> Dataset:
+        key = (spec.data.name, spec.data.train_size, spec.seed if spec.data.train_size else None)
+        if key not in self._datasets:
+            data = load_dataset(spec.data.name, self.data_dir, spec.data.train_size, spec.seed)
+            for name in ("x_train", "y_train", "x_test", "y_test"):
+                setattr(data, name, getattr(data, name).to(self.device))
+            self._datasets[key] = data
+        return self._datasets[key]
+
+    def skeleton(self, spec: RunSpec) -> Classifier:
+        data = self.dataset(spec)
+        mean, std = (t.cpu() for t in data.standardization())
+        model = build_model(spec.model.name, data.input_shape, data.num_classes, mean, std,
+                            spec.model.width, spec.model.depth)
+        return model.to(self.device)
+
+    def warn(self, message: str) -> None:
+        print(f"badminima: warning: {message}", file=sys.stderr, flush=True)
+
+
+class Diverged(Exception):
+    pass
+
+
+def execute_run(spec: RunSpec, ws: Workspace) -> dict:
+    """Run every phase of `spec` that is not done yet; return the run's summary record."""
+    spec = check(spec)
+    phases = plan(spec)
+    ws.store.record_run(phases[-1].id, to_dict(spec), [p.id for p in phases])
+    try:
+        _ensure(phases, len(phases) - 1, spec, ws)
+    except Diverged:
+        pass
+    return summary(spec, ws.store)
+
+
+def summary(spec: RunSpec, store: Store) -> dict:
+    spec = check(spec)
+    phases = plan(spec)
+    final = store.phase(phases[-1].id) or {}
+    status = final.get("status") or "missing"
+    if any((store.phase(p.id) or {}).get("status") == "diverged" for p in phases):
+        status = "diverged"
+    return {"run_id": phases[-1].id, "init": "random" if spec.init.name == "default" else spec.init.name,
+            "recipe": recipe_name(spec.recipe), "seed": spec.seed, "train_acc": final.get("train_acc"),
+            "test_acc": final.get("test_acc"), "epochs": final.get("epochs"),
+            "distance_travelled": final.get("distance_travelled"), "status": status}
+
+
+def final_path(store: Store, phase_id: str) -> Path:
+    return store.phase_dir(phase_id) / "final.safetensors"
+
+
+def load_final(store: Store, phase_id: str, model: torch.nn.Module) -> torch.nn.Module:
+    tensors, _ = load_checkpoint(final_path(store, phase_id))
+    load_model_tensors(model, tensors)
+    return model
+
+
+def _ensure(phases: list[Phase], i: int, spec: RunSpec, ws: Workspace) -> Classifier:
+    """The final model of phases[i], training it (and what it starts from) if needed."""
+    phase, store = phases[i], ws.store
+    row = store.phase(phase.id)
+    if row and row["status"] == "diverged":
+        raise Diverged(phase.id)
+    if row and row["status"] == "done":
+        try:
+            return load_final(store, phase.id, ws.skeleton(spec))
+        except (CorruptCheckpoint, FileNotFoundError) as exc:
+            ws.warn(f"{exc if isinstance(exc, CorruptCheckpoint) else 'missing checkpoint'}; recomputing phase {phase.id}")
+            store.reset_phase(phase.id)
+    start = _ensure(phases, i - 1, spec, ws) if i > 0 else None
+    return _train(phase, start, spec, ws)
+
+
+def _train(phase: Phase, start: Classifier | None, spec: RunSpec, ws: Workspace) -> Classifier:
+    store, data = ws.store, ws.dataset(spec)
+    folder = store.phase_dir(phase.id)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "spec.json").write_text(json.dumps({"phase": phase.kind, **to_dict(spec)}, indent=2) + "\n")
+    store.start_phase(phase.id, phase.kind, phase.parent, {"phase": phase.kind, **to_dict(spec)})
+    if phase.kind == "random-init":
+        torch.manual_seed(derive_seed(spec.seed, "random-init"))
+        model = ws.skeleton(spec)
+        _finish(phase, model, model, data.x_train, data.y_train, 0, "initialized", 0.0, ws, data)
+        return model
+
+    model = copy.deepcopy(start)
+    if phase.kind == "pretrain":
+        generator = torch.Generator().manual_seed(derive_seed(spec.seed, "pretraining-data"))
+        x, y = get_init(spec.init.name).pretraining_data(_cpu(data), spec.init, generator)
+        x, y = x.to(ws.device), y.to(ws.device)
+        recipe = spec.init.pretrain
+    else:
+        x, y, recipe = data.x_train, data.y_train, spec.recipe
+
+    resume_path = folder / "last.safetensors"
+    start_epoch, history, restore, stopped = 0, [], None, None
+    if resume_path.exists():
+        try:
+            tensors, meta = load_checkpoint(resume_path)
+            history = store.epochs(phase.id)[:meta["epoch"]]
+            if len(history) != meta["epoch"]:
+                raise CorruptCheckpoint(f"{resume_path}: the store lacks epochs of this checkpoint")
+            load_model_tensors(model, tensors)
+            start_epoch, stopped = meta["epoch"], meta.get("stop_reason")
+            restore = lambda opt: load_optimizer(opt, tensors, meta)  # noqa: E731
+            if not ws.quiet:
+                print(f"  {phase.kind} {phase.id}: resuming after epoch {start_epoch}", file=sys.stderr)
+        except CorruptCheckpoint as exc:
+            ws.warn(f"{exc}; restarting phase {phase.id} from its start")
+            model, history, start_epoch = copy.deepcopy(start), [], 0
+    store.truncate_epochs(phase.id, start_epoch)
+
+    std = data.standardization()[1]  # scales the jitter of point data
+    callbacks = [cb.evaluate_on(data.x_test, data.y_test, "test"), cb.stop_rule(recipe, x, y),
+                 cb.record(store, phase.id, resume_path)]
+    if not ws.quiet:
+        callbacks.append(cb.progress(f"{phase.kind} {phase.id}", recipe.epochs))
+    if stopped:
+        from .train.loop import PhaseOutcome
+        outcome = PhaseOutcome(start_epoch, stopped, history)
+    else:
+        outcome = train_phase(model, x, y, recipe, derive_seed(spec.seed, phase.kind),
+                              lambda xb, g: augment(xb, data, std, g), callbacks, start_epoch, history, restore)
+    if outcome.diverged:
+        store.finish_phase(phase.id, "diverged", outcome.epochs, "diverged", None, None, None, _seconds(outcome))
+        ws.warn(f"phase {phase.id} diverged (non-finite loss) at epoch {outcome.epochs}")
+        raise Diverged(phase.id)
+    _finish(phase, model, start, x, y, outcome.epochs, outcome.stop_reason, _seconds(outcome), ws, data)
+    resume_path.unlink(missing_ok=True)
+    return model
+
+
+def _seconds(outcome) -> float:
+    return float(sum(h.get("seconds", 0.0) for h in outcome.history))
+
+
+def _cpu(data: Dataset) -> Dataset:
+    return Dataset(**{**data.__dict__, "x_train": data.x_train.cpu(), "y_train": data.y_train.cpu()})
+
+
+def _finish(phase: Phase, model, start, x, y, epochs: int, reason: str, seconds: float, ws: Workspace, data: Dataset) -> None:
+    train_acc = evaluate(model, x, y)[1]
+    test_acc = evaluate(model, data.x_test, data.y_test)[1]
+    distance = relative_distance(model, start) if start is not None and start is not model else 0.0
+    save_checkpoint(final_path(ws.store, phase.id), model_tensors(model), {"phase": phase.id, "epochs": epochs})
+    ws.store.finish_phase(phase.id, "done", epochs, reason, distance, train_acc, test_acc, seconds)

@@ -1,0 +1,231 @@
+"""Frozen, typed specs of a run and its phases, their ids, and TOML loading.
+
+A run is: data + model + initialization (possibly a pretraining phase) + recipe (the true-label
+phase) + seed. Its id is a hash of the fields that differ from the defaults, so adding a new
+field with a default keeps every old id (the open_lth convention).
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import tomllib
+from dataclasses import dataclass, field, fields, is_dataclass, replace
+from pathlib import Path
+from typing import Any, get_type_hints
+
+from .errors import BadInput
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    name: str = "mnist1d"
+    train_size: int | None = None  # None: the whole training split; n: a seeded subset of n examples
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str = "mlp"
+    width: int | None = None  # None: the architecture's default (hidden units, or channel multiplier)
+    depth: int | None = None  # None: the architecture's default (hidden layers for mlp)
+
+
+@dataclass(frozen=True)
+class PhaseSpec:
+    """One phase of SGD. Learning rate `lr` for epochs 1..m1, lr*gamma for m1+1..m2, and so on."""
+
+    epochs: int = 100  # the cap, in epochs
+    batch_size: int = 128
+    lr: float = 0.1
+    lr_milestones: tuple[int, ...] = ()  # epochs after which the rate is multiplied by lr_gamma
+    lr_gamma: float = 0.1
+    momentum: float = 0.0
+    weight_decay: float = 0.0  # l2 coefficient, as in torch.optim.SGD (gradient of wd/2 * ||w||^2)
+    augment: bool = False
+    stop_at_100: bool = True  # stop once un-augmented training accuracy is 100%
+    patience: int | None = None  # stop when training accuracy has not improved for this many epochs
+
+
+@dataclass(frozen=True)
+class InitSpec:
+    """How the true-label phase is initialized.
+
+    `default`: the framework's random init. `adversarial`: Algorithm 1 of paper 000 -
+    R = replication_factor replicas of every training input, zeroed_percent % of each replica's
+    pixels (zero_mode="pixels": all channels of a location; "values": individual entries) set to
+    zero, and random_label_fraction of the labels drawn uniformly at random; then `pretrain`.
+    """
+
+    name: str = "default"
+    replication_factor: int = 1
+    zeroed_percent: float = 10.0
+    zero_mode: str = "pixels"
+    random_label_fraction: float = 1.0
+    pretrain: PhaseSpec = PhaseSpec(epochs=300, patience=20)
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    data: DataSpec = DataSpec()
+    model: ModelSpec = ModelSpec()
+    init: InitSpec = InitSpec()
+    recipe: PhaseSpec = PhaseSpec()
+    seed: int = 0
+
+
+def recipe_name(recipe: PhaseSpec) -> str:
+    """The paper's name of a recipe (Table 2 of paper 000): the heuristics it switches on."""
+    parts = [name for name, on in (("DA", recipe.augment), ("l2", recipe.weight_decay > 0),
+                                   ("momentum", recipe.momentum > 0)) if on]
+    if len(parts) == 3:
+        return "sota"
+    return "+".join(parts) if parts else "vanilla"
+
+
+RECIPES = {  # name -> (augmentation, l2, momentum): vanilla, sota and every subset between (paper 000, Table 2)
+    "vanilla": (False, False, False), "DA": (True, False, False), "l2": (False, True, False),
+    "momentum": (False, False, True), "DA+l2": (True, True, False), "DA+momentum": (True, False, True),
+    "l2+momentum": (False, True, True), "sota": (True, True, True),
+}
+
+
+def apply_recipe(sota: PhaseSpec, name: str) -> PhaseSpec:
+    """The recipe `name` derived from a SOTA phase: heuristics not in `name` are switched off
+    (no augmentation, weight decay 0, momentum 0); the others keep the SOTA phase's values."""
+    augment, l2, momentum = RECIPES[name]
+    return replace(sota, augment=sota.augment and augment, weight_decay=sota.weight_decay if l2 else 0.0,
+                   momentum=sota.momentum if momentum else 0.0)
+
+
+# ---- ids ---------------------------------------------------------------------------------------
+
+def non_default(obj: Any, default: Any = None) -> dict:
+    """The fields of a (nested) spec dataclass that differ from their defaults."""
+    default = type(obj)() if default is None else default
+    out = {}
+    for f in fields(obj):
+        value, base = getattr(obj, f.name), getattr(default, f.name)
+        if is_dataclass(value):
+            sub = non_default(value, base)
+            if sub:
+                out[f.name] = sub
+        elif value != base:
+            out[f.name] = list(value) if isinstance(value, tuple) else value
+    return out
+
+
+def canonical(spec: RunSpec) -> RunSpec:
+    """Drop fields that cannot matter: the default init has no settings."""
+    if spec.init.name == "default":
+        spec = replace(spec, init=InitSpec(name=spec.init.name))
+    return spec
+
+
+def digest(payload: dict) -> str:
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def run_id(spec: RunSpec) -> str:
+    return digest(non_default(canonical(spec)))
+
+
+def to_dict(obj: Any) -> dict:
+    return dataclasses.asdict(obj)
+
+
+# ---- building specs from dicts (TOML files, flags) ---------------------------------------------
+
+def from_dict(cls: type, data: dict, where: str = "spec") -> Any:
+    """Build a spec dataclass from a plain dict, checking names and types; BadInput on a mistake."""
+    if not isinstance(data, dict):
+        raise BadInput(f"{where} must be a table, got {data!r}")
+    hints = get_type_hints(cls)
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise BadInput(f"unknown field {where}.{unknown[0]} (known: {', '.join(sorted(known))})")
+    kwargs = {name: _coerce(hints[name], value, f"{where}.{name}", getattr(cls(), name))
+              for name, value in data.items()}
+    return replace(cls(), **kwargs) if kwargs else cls()
+
+
+def _coerce(hint: Any, value: Any, where: str, default: Any) -> Any:
+    if is_dataclass(default):
+        return from_dict(type(default), value, where)
+    text = str(hint)
+    if value is None and "None" in text:
+        return None
+    if "tuple" in text:
+        if not isinstance(value, (list, tuple)) or not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+            raise BadInput(f"{where} must be a list of integers, got {value!r}")
+        return tuple(value)
+    if "int" in text:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise BadInput(f"{where} must be an integer, got {value!r}")
+        return value
+    if "float" in text:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise BadInput(f"{where} must be a number, got {value!r}")
+        return float(value)
+    if "bool" in text:
+        if not isinstance(value, bool):
+            raise BadInput(f"{where} must be true or false, got {value!r}")
+        return value
+    if "str" in text:
+        if not isinstance(value, str):
+            raise BadInput(f"{where} must be a string, got {value!r}")
+        return value
+    raise BadInput(f"{where}: cannot read {value!r}")
+
+
+def load_toml(path: str | Path) -> dict:
+    """Read a spec file: tables [data], [model], [init], [init.pretrain], [recipe] and `seed`."""
+    try:
+        with open(path, "rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise BadInput(f"spec file not found: {path}") from None
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise BadInput(f"cannot read spec file {path}: {exc}") from None
+
+
+def merge(spec: RunSpec, overrides: dict) -> RunSpec:
+    """`spec` with the (nested) values of `overrides` replacing its own; fields are type-checked."""
+    base = to_dict(spec)
+    _deep_update(base, overrides, "spec")
+    return from_dict(RunSpec, base)
+
+
+def _deep_update(base: dict, new: dict, where: str) -> None:
+    if not isinstance(new, dict):
+        raise BadInput(f"{where} must be a table, got {new!r}")
+    for key, value in new.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            _deep_update(base[key], value, f"{where}.{key}")
+        else:
+            base[key] = value
+
+
+def validate(spec: RunSpec) -> RunSpec:
+    """Range checks that do not need the registries (those are checked where names are resolved)."""
+    init = spec.init
+    if init.replication_factor < 1:
+        raise BadInput(f"replication factor R must be at least 1, got {init.replication_factor}")
+    if not 0.0 <= init.zeroed_percent <= 100.0:
+        raise BadInput(f"zeroed percentage N must lie in [0, 100], got {init.zeroed_percent}")
+    if init.zero_mode not in ("pixels", "values"):
+        raise BadInput(f"zero mode must be 'pixels' or 'values', got {init.zero_mode!r}")
+    if not 0.0 <= init.random_label_fraction <= 1.0:
+        raise BadInput(f"random label fraction must lie in [0, 1], got {init.random_label_fraction}")
+    for where, phase in (("recipe", spec.recipe), ("init.pretrain", init.pretrain)):
+        if phase.epochs < 0 or phase.batch_size < 1 or not phase.lr > 0:
+            raise BadInput(f"{where}: epochs must be >= 0, batch size >= 1 and lr > 0")
+        if phase.patience is not None and phase.patience < 1:
+            raise BadInput(f"{where}.patience must be at least 1")
+    if spec.data.train_size is not None and spec.data.train_size < 1:
+        raise BadInput(f"train size must be at least 1, got {spec.data.train_size}")
+    for name in ("width", "depth"):
+        value = getattr(spec.model, name)
+        if value is not None and value < 1:
+            raise BadInput(f"model {name} must be at least 1, got {value}")
+    return spec

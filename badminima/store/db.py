@@ -1,0 +1,121 @@
+"""The results database: one SQLite file per output directory.
+
+Tables: `phases` (one row per training phase, keyed by phase id: its spec, status, outcome),
+`epochs` (per-epoch metrics of each phase), `runs` (a run id and its chain of phases) and
+`measures` (values computed on a phase's final checkpoint). WAL journal, a busy timeout and
+`BEGIN IMMEDIATE` transactions, so that a crash leaves the last committed state and two
+processes never interleave a write.
+"""
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS phases (
+    id TEXT PRIMARY KEY, kind TEXT NOT NULL, parent TEXT, spec TEXT NOT NULL,
+    status TEXT NOT NULL, epochs INTEGER, stop_reason TEXT, distance_travelled REAL,
+    train_acc REAL, test_acc REAL, seconds REAL, updated REAL);
+CREATE TABLE IF NOT EXISTS epochs (
+    phase_id TEXT NOT NULL, epoch INTEGER NOT NULL, metrics TEXT NOT NULL,
+    PRIMARY KEY (phase_id, epoch));
+CREATE TABLE IF NOT EXISTS runs (id TEXT PRIMARY KEY, spec TEXT NOT NULL, phases TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS measures (
+    phase_id TEXT NOT NULL, name TEXT NOT NULL, value TEXT NOT NULL, seconds REAL,
+    PRIMARY KEY (phase_id, name));
+"""
+
+FILENAME = "results.sqlite"
+
+
+class Store:
+    def __init__(self, out_dir: str | Path):
+        self.dir = Path(out_dir)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.conn = sqlite3.connect(self.dir / FILENAME, timeout=60.0, isolation_level=None)
+        self.conn.row_factory = sqlite3.Row
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.execute("PRAGMA busy_timeout=60000")
+        with self.transaction() as c:
+            for statement in SCHEMA.split(";"):
+                if statement.strip():
+                    c.execute(statement)
+
+    def close(self) -> None:
+        self.conn.close()
+
+    @contextmanager
+    def transaction(self):
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.conn
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
+
+    def phase_dir(self, phase_id: str) -> Path:
+        return self.dir / "phases" / phase_id
+
+    # ---- phases ----
+    def phase(self, phase_id: str) -> dict | None:
+        row = self.conn.execute("SELECT * FROM phases WHERE id=?", (phase_id,)).fetchone()
+        return dict(row) if row else None
+
+    def start_phase(self, phase_id: str, kind: str, parent: str | None, spec: dict) -> None:
+        with self.transaction() as c:
+            c.execute("INSERT INTO phases (id, kind, parent, spec, status, updated) VALUES (?,?,?,?,?,?) "
+                      "ON CONFLICT(id) DO UPDATE SET status='running', updated=excluded.updated",
+                      (phase_id, kind, parent, json.dumps(spec, sort_keys=True), "running", time.time()))
+
+    def reset_phase(self, phase_id: str) -> None:
+        """Forget a phase's epochs and outcome (its checkpoint was lost or corrupt)."""
+        with self.transaction() as c:
+            c.execute("DELETE FROM epochs WHERE phase_id=?", (phase_id,))
+            c.execute("DELETE FROM measures WHERE phase_id=?", (phase_id,))
+            c.execute("UPDATE phases SET status='running', epochs=NULL, stop_reason=NULL WHERE id=?", (phase_id,))
+
+    def record_epoch(self, phase_id: str, epoch: int, metrics: dict) -> None:
+        with self.transaction() as c:
+            c.execute("INSERT OR REPLACE INTO epochs VALUES (?,?,?)", (phase_id, epoch, json.dumps(metrics)))
+
+    def truncate_epochs(self, phase_id: str, last_kept: int) -> None:
+        with self.transaction() as c:
+            c.execute("DELETE FROM epochs WHERE phase_id=? AND epoch>?", (phase_id, last_kept))
+
+    def epochs(self, phase_id: str) -> list[dict]:
+        rows = self.conn.execute("SELECT metrics FROM epochs WHERE phase_id=? ORDER BY epoch", (phase_id,))
+        return [json.loads(r[0]) for r in rows]
+
+    def finish_phase(self, phase_id: str, status: str, epochs: int, stop_reason: str,
+                     distance_travelled: float, train_acc: float, test_acc: float, seconds: float) -> None:
+        with self.transaction() as c:
+            c.execute("UPDATE phases SET status=?, epochs=?, stop_reason=?, distance_travelled=?, train_acc=?, "
+                      "test_acc=?, seconds=?, updated=? WHERE id=?",
+                      (status, epochs, stop_reason, distance_travelled, train_acc, test_acc, seconds,
+                       time.time(), phase_id))
+
+    # ---- runs ----
+    def record_run(self, run_id: str, spec: dict, phases: list[str]) -> None:
+        with self.transaction() as c:
+            c.execute("INSERT OR REPLACE INTO runs VALUES (?,?,?)",
+                      (run_id, json.dumps(spec, sort_keys=True), json.dumps(phases)))
+
+    def run(self, run_id: str) -> dict | None:
+        row = self.conn.execute("SELECT * FROM runs WHERE id=?", (run_id,)).fetchone()
+        if row is None:
+            return None
+        return {"id": row["id"], "spec": json.loads(row["spec"]), "phases": json.loads(row["phases"])}
+
+    # ---- measures ----
+    def record_measure(self, phase_id: str, name: str, value, seconds: float) -> None:
+        with self.transaction() as c:
+            c.execute("INSERT OR REPLACE INTO measures VALUES (?,?,?,?)",
+                      (phase_id, name, json.dumps(value), seconds))
+
+    def measures(self, phase_id: str) -> dict:
+        rows = self.conn.execute("SELECT name, value FROM measures WHERE phase_id=?", (phase_id,))
+        return {r[0]: json.loads(r[1]) for r in rows}

@@ -1,0 +1,69 @@
+"""Callbacks of the training loop: test evaluation, the stop rule, recording, progress."""
+from __future__ import annotations
+
+import sys
+import time
+
+import torch
+
+from ..spec import PhaseSpec
+from ..store import Store, save_checkpoint
+from ..store.checkpoints import model_tensors, optimizer_payload
+from .loop import EpochState, evaluate
+
+# The full un-augmented pass over the training set (for the 100% stop rule) runs only once the
+# running accuracy of the epoch reaches this fraction, and at the last epoch.
+FULL_CHECK_FROM = 0.95
+
+
+def evaluate_on(x: torch.Tensor, y: torch.Tensor, prefix: str):
+    def callback(state: EpochState) -> None:
+        loss, acc = evaluate(state.model, x, y)
+        state.metrics[f"{prefix}_loss"], state.metrics[f"{prefix}_acc"] = loss, acc
+    return callback
+
+
+def stop_rule(phase: PhaseSpec, x_train: torch.Tensor, y_train: torch.Tensor):
+    """Stop at 100% un-augmented training accuracy (eval mode), or after `patience` epochs without
+    a new best running training accuracy."""
+    def callback(state: EpochState) -> None:
+        m = state.metrics
+        if phase.stop_at_100 and (m["train_acc"] >= FULL_CHECK_FROM or state.epoch == phase.epochs):
+            m["clean_train_acc"] = evaluate(state.model, x_train, y_train)[1]
+            if m["clean_train_acc"] == 1.0:
+                state.stop_reason = "100% train accuracy"
+                return
+        if phase.patience is not None:
+            accs = [h["train_acc"] for h in state.history] + [m["train_acc"]]
+            if len(accs) > phase.patience and max(accs[-phase.patience:]) <= max(accs[:-phase.patience]):
+                state.stop_reason = "no improvement"
+    return callback
+
+
+def record(store: Store, phase_id: str, resume_path):
+    """Commit the epoch's metrics, then write the resume checkpoint (model + optimizer + the epoch's
+    stop decision, so that a resume never trains past a phase's end).
+
+    In this order a crash between the two leaves the database one epoch ahead of the checkpoint;
+    the resume truncates the database to the checkpoint's epoch and repeats that epoch exactly.
+    """
+    def callback(state: EpochState) -> None:
+        store.record_epoch(phase_id, state.epoch, state.metrics)
+        tensors, meta = optimizer_payload(state.optimizer)
+        save_checkpoint(resume_path, {**model_tensors(state.model), **tensors}, {**meta, "epoch": state.epoch, "stop_reason": state.stop_reason})
+    return callback
+
+
+def progress(label: str, total: int, every_seconds: float = 2.0, stream=sys.stderr):
+    last = [0.0]
+
+    def callback(state: EpochState) -> None:
+        now = time.monotonic()
+        if now - last[0] < every_seconds and not state.stop_reason and state.epoch != total:
+            return
+        last[0] = now
+        m = state.metrics
+        test = f"  test {100 * m['test_acc']:5.1f}%" if "test_acc" in m else ""
+        print(f"  {label} epoch {state.epoch:>4}/{total}  lr {m['lr']:.3g}  loss {m['train_loss']:.4f}"
+              f"  train {100 * m['train_acc']:5.1f}%{test}", file=stream, flush=True)
+    return callback
