@@ -102,7 +102,8 @@ def resolve_base(args):
     from .spec import load_toml, merge
 
     config = load_toml(args.config) if args.config else {}
-    dataset = args.dataset or (config.get("data") or {}).get("name") if isinstance(config.get("data", {}), dict) else args.dataset
+    data_table = config.get("data", {})
+    dataset = args.dataset or (data_table.get("name") if isinstance(data_table, dict) else None)
     spec = base_spec(args.preset, dataset)
     spec = merge(spec, config)
     return merge(spec, flag_overrides(args))

@@ -70,7 +70,7 @@ def render(out: Path, store: Store, specs: list[RunSpec], records: list[dict], s
     paths = [md]
     if series:
         paths.append(curves_figure(folder / "bad-minima-test-acc.png", series, "test accuracy (%)",
-                                   f"Test accuracy per epoch (true-label phase) - {scale}"))
+                                   f"Test accuracy per epoch (true-label phase)\n{scale}"))
     return paths
 
 

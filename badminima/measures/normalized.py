@@ -1,0 +1,132 @@
+"""The layer-wise normalized network and its cross-entropy (paper 001, sections 1-2 and appendix A).
+
+Paper 001 divides every layer's weight matrix by its norm, V_k = W_k / rho_k (Frobenius "L2" norm in
+Figure 2, entrywise L1 in Figure 9), so that for a ReLU network, positively homogeneous,
+f(V_1..V_K; x) = f(W_1..W_K; x) / (rho_1 ... rho_K): the predictions (argmax) are unchanged and only the
+scale of the logits, hence the cross-entropy, changes. Its networks have "no biases apart from the
+input layer where the bias is instantiated by one of the input dimensions being a constant" (section 2).
+
+Our convention for biases, which keeps f_normalized = f / prod(rho) exactly for any bias pattern:
+- the first layer's bias is a weight column of a constant input: rho_1 = ||[W_1, b_1]||;
+- a later layer's bias b_k is not part of rho_k = ||W_k||, and is divided by rho_1 ... rho_k.
+Batch norm is first folded into the layer before it (paper 001, Figure 5 caption: "the means and
+standard deviations of BN are absorbed into the network's weights and biases").
+
+Layer-wise normalization preserves predictions only for a chain of linear/convolution layers with
+positively homogeneous activations and pooling between them. For residual or dense networks paper 001
+divides the output by its norm on one example instead (section 2, ResNet-56): see
+`output_normalized_cross_entropy`.
+"""
+from __future__ import annotations
+
+import copy
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import BadInput
+from .layers import WEIGHT_LAYERS, architecture, fold_batchnorm
+
+HOMOGENEOUS = (nn.ReLU, nn.LeakyReLU, nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d, nn.AvgPool1d, nn.AvgPool2d,
+               nn.AvgPool3d, nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d,
+               nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d, nn.AdaptiveMaxPool3d, nn.Flatten, nn.Identity, nn.Dropout)
+
+
+def _layer_norm(t: torch.Tensor, norm: str) -> torch.Tensor:
+    if norm in ("fro", "l2"):
+        return t.double().pow(2).sum().sqrt()
+    if norm == "l1":
+        return t.double().abs().sum()
+    raise ValueError(f"unknown norm {norm!r} (fro or l1)")
+
+
+def _chain(net: nn.Module) -> list[nn.Module]:
+    """The modules of a sequential net, checked to be weight layers or positively homogeneous."""
+    if not isinstance(net, nn.Sequential):
+        raise BadInput(f"layer-wise normalization needs a sequential network, got {type(net).__name__} "
+                       "(residual or dense nets: use output_normalized_cross_entropy)")
+    modules = []
+    for m in net:
+        if isinstance(m, nn.Sequential):
+            modules += _chain(m)
+        elif isinstance(m, WEIGHT_LAYERS + HOMOGENEOUS):
+            modules.append(m)
+        else:
+            raise BadInput(f"layer-wise normalization keeps predictions only through positively homogeneous "
+                           f"modules; {type(m).__name__} is not")
+    return modules
+
+
+@torch.no_grad()
+def normalization_factors(model: nn.Module, norm: str = "fro") -> list[float]:
+    """rho_1, ..., rho_K of the batch-norm-folded network (first layer's bias included, see module doc)."""
+    return _normalize(model, norm)[1]
+
+
+@torch.no_grad()
+def normalized_network(model: nn.Module, norm: str = "fro") -> nn.Module:
+    """A copy of `model` (in eval mode) with every layer normalized: W_k / rho_k, biases as in the module
+    doc; its logits are the original's divided by prod(rho), its predictions the same."""
+    return _normalize(model, norm)[0]
+
+
+def _normalize(model: nn.Module, norm: str) -> tuple[nn.Module, list[float]]:
+    out = copy.deepcopy(model).eval()
+    net = fold_batchnorm(architecture(out))
+    if hasattr(out, "net"):
+        out.net = net
+    else:
+        out = net
+    rhos: list[float] = []
+    cumulative = torch.ones((), dtype=torch.float64)
+    for m in _chain(net):
+        if not isinstance(m, WEIGHT_LAYERS):
+            continue
+        w = m.weight.detach()
+        if not rhos and m.bias is not None:  # the first layer: bias is a weight column of a constant input
+            rho = _layer_norm(torch.cat([w.flatten(), m.bias.detach().flatten()]), norm)
+        else:
+            rho = _layer_norm(w, norm)
+        cumulative = cumulative * rho
+        rhos.append(float(rho))
+        m.weight.copy_((w.double() / rho).to(w.dtype))
+        if m.bias is not None:
+            m.bias.copy_((m.bias.double() / cumulative).to(m.bias.dtype))
+    return out, rhos
+
+
+@torch.no_grad()
+def _cross_entropy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, scale: float = 1.0, batch_size: int = 1024) -> float:
+    was_training = model.training
+    model.eval()
+    try:
+        total = 0.0
+        for i in range(0, len(y), batch_size):
+            logits = model(x[i:i + batch_size]).double() / scale
+            total += float(F.cross_entropy(logits, y[i:i + batch_size], reduction="sum"))
+    finally:
+        model.train(was_training)
+    return total / max(len(y), 1)
+
+
+def normalized_cross_entropy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, norm: str = "fro",
+                             batch_size: int = 1024) -> float:
+    """Mean cross-entropy of the layer-wise normalized network on (x, y) (paper 001, Figures 2 and 9-12;
+    equation 10 for the multi-class loss). `norm`: "fro" (L2, the paper's default) or "l1" (entrywise)."""
+    return _cross_entropy(normalized_network(model, norm), x, y, batch_size=batch_size)
+
+
+@torch.no_grad()
+def output_normalized_cross_entropy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, reference: torch.Tensor,
+                                    batch_size: int = 1024) -> float:
+    """Mean cross-entropy of f(x) / ||f(reference)||_2 on (x, y): paper 001's normalization for ResNets
+    (section 2, Figure 2c-d: "the norm of the output of each network on one example"). `reference` is
+    that one input (with or without a batch dimension of 1)."""
+    was_training = model.training
+    model.eval()
+    try:
+        scale = float(model(reference.reshape(1, *x.shape[1:])).double().norm())
+    finally:
+        model.train(was_training)
+    return _cross_entropy(model, x, y, scale, batch_size)
