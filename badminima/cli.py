@@ -1,6 +1,7 @@
 """The `badminima` command: parses, then calls the library.
 
   badminima run EXPERIMENT [--preset cpu|paper] [--config FILE.toml] [flags] [--seeds 0,1] [--out DIR] [--json]
+  badminima report OUT
   badminima list [datasets|models|inits|recipes|experiments|presets]
 
 Specs are built in two stages, as in timm: the preset's base spec for the dataset, then a TOML
@@ -54,6 +55,9 @@ def build_parser() -> Parser:
     run.add_argument("--device", default="auto", help="auto (cuda when available), cpu or cuda")
     run.add_argument("--json", action="store_true", help="print the summary as JSON records instead of a table")
     run.add_argument("--quiet", action="store_true", help="no progress lines")
+
+    rep = sub.add_parser("report", help="redraw every experiment in an output directory into report/index.html")
+    rep.add_argument("out")
 
     lst = sub.add_parser("list", help="show what can be named")
     lst.add_argument("what", nargs="?", default="all",
@@ -120,47 +124,40 @@ def pick_device(name: str) -> str:
 
 
 def cmd_run(args) -> int:
-    from .experiments import get_experiment
-    from .runs import Workspace, check, execute_run
+    from .experiments import Context, get_experiment, run_experiment
+    from .runs import Workspace, check
     from .store import Store
 
     experiment = get_experiment(args.experiment)
     seeds = parse_seeds(args.seeds)
-    base = resolve_base(args)
-    specs = [check(s) for s in experiment.cells(base, seeds)]
+    base = check(resolve_base(args))
     device = pick_device(args.device)
     ws = Workspace(store=None, data_dir=args.data_dir, device=device, quiet=args.quiet)
+    specs = [check(s) for s in experiment.cells(base, seeds)] if experiment.cells else [base]
     for spec in specs:  # load (and so check) every dataset before anything is written
         ws.dataset(spec)
     ws.store = Store(args.out)
     started = time.perf_counter()
-    records = []
-    for i, spec in enumerate(specs, 1):
-        if not args.quiet:
-            print(f"[{i}/{len(specs)}] {args.experiment}: init {spec.init.name}, seed {spec.seed}", file=sys.stderr)
-        records.append(execute_run(spec, ws))
-    records = [_percent(r) for r in records]
-    scale = describe_scale(args.preset, base)
-    paths = experiment.render(Path(args.out), ws.store, specs, records, scale)
+    ctx = Context(base, seeds, args.preset, ws, args.quiet)
+    records, paths = run_experiment(experiment, ctx)
     if args.json:
         print(json.dumps(records, indent=2))
     else:
         from .report.tables import text_table
-        print(f"{args.experiment}: {scale}")
+        print(f"{args.experiment}: {ctx.scale}")
         print(text_table(*experiment.table(records)), end="")
         print(f"wall time {time.perf_counter() - started:.1f} s; report: {', '.join(str(p) for p in paths)}")
     return 0
 
 
-def describe_scale(preset: str, spec) -> str:
-    what = f"{spec.data.name} / {spec.model.name}"
-    if preset == "paper":
-        return f"{what}, paper preset (paper 000's protocol)"
-    return f"{what}, cpu preset (scaled down: {spec.recipe.epochs}-epoch cap; not paper scale)"
+def cmd_report(args) -> int:
+    from .report.html import build_report
+    from .store.db import FILENAME
 
-
-def _percent(record: dict) -> dict:
-    return {**record, **{k: None if record[k] is None else round(100 * record[k], 4) for k in ("train_acc", "test_acc")}}
+    if not (Path(args.out) / FILENAME).is_file():
+        raise BadInput(f"no badminima results in {args.out} (no {FILENAME})")
+    print(build_report(args.out))
+    return 0
 
 
 def cmd_list(args) -> int:
@@ -193,7 +190,7 @@ def cmd_list(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
-        return {"run": cmd_run, "list": cmd_list}[args.command](args)
+        return {"run": cmd_run, "report": cmd_report, "list": cmd_list}[args.command](args)
     except BadInput as exc:
         print(f"badminima: error: {exc}", file=sys.stderr)
         return 2

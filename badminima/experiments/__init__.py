@@ -1,7 +1,13 @@
-"""Experiments: each paper artefact as a declarative grid of run specs plus how to summarize and draw it."""
+"""Experiments: each paper artefact as a declarative grid of run specs (or a direct computation),
+plus how to tabulate and draw its records.
+
+An experiment computes summary records (plain JSON-able dicts) from a `Context`; its records are
+kept in the store, so `badminima report OUT` can redraw every experiment present in OUT.
+"""
 from __future__ import annotations
 
 import fnmatch
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -11,13 +17,36 @@ from ..spec import RunSpec
 from ..store import Store
 
 
+@dataclass
+class Context:
+    """What an experiment needs: the base spec, seeds, the preset's name and the workspace."""
+
+    base: RunSpec
+    seeds: list[int]
+    preset: str
+    ws: "Workspace"  # noqa: F821  (badminima.runs.Workspace)
+    quiet: bool = False
+
+    @property
+    def store(self) -> Store:
+        return self.ws.store
+
+    @property
+    def scale(self) -> str:
+        what = f"{self.base.data.name} / {self.base.model.name}"
+        if self.preset == "paper":
+            return f"{what}, paper preset (paper 000's protocol)"
+        return f"{what}, cpu preset (scaled down; not paper scale)"
+
+
 @dataclass(frozen=True)
 class Experiment:
     name: str
     description: str
-    cells: Callable[[RunSpec, list[int]], list[RunSpec]]  # (base spec, seeds) -> the grid of runs
-    table: Callable[[list[dict]], tuple[list[str], list[list]]]  # summary records -> (header, rows)
-    render: Callable[[Path, Store, list[RunSpec], list[dict], str], list[Path]]  # writes report files
+    records: Callable[[Context], list[dict]]  # computes (training what it needs) the summary records
+    table: Callable[[list[dict]], tuple[list[str], list[list]]]  # records -> (header, rows) for the terminal
+    render: Callable[[Path, Store, list[dict], str], list[Path]]  # (report folder, store, records, scale) -> files
+    cells: Callable[[RunSpec, list[int]], list[RunSpec]] | None = None  # the grid of runs, if it trains any
 
 
 EXPERIMENTS: dict[str, Experiment] = {}
@@ -36,6 +65,27 @@ def get_experiment(name: str) -> Experiment:
     if name not in EXPERIMENTS:
         raise BadInput(f"unknown experiment {name!r} (known: {', '.join(list_experiments())})")
     return EXPERIMENTS[name]
+
+
+def train_grid(ctx: Context, specs: list[RunSpec], label: str) -> list[dict]:
+    """Execute every run of a grid (skipping finished phases) and return their summary records."""
+    from ..runs import execute_run
+
+    records = []
+    for i, spec in enumerate(specs, 1):
+        if not ctx.quiet:
+            print(f"[{i}/{len(specs)}] {label}: data {spec.data.name}, init {spec.init.name}, seed {spec.seed}",
+                  file=sys.stderr, flush=True)
+        records.append(execute_run(spec, ctx.ws))
+    return records
+
+
+def run_experiment(exp: Experiment, ctx: Context) -> tuple[list[dict], list[Path]]:
+    """Compute the experiment's records, keep them in the store, and write its report files."""
+    records = exp.records(ctx)
+    ctx.store.record_experiment(exp.name, ctx.scale, records)
+    paths = exp.render(ctx.store.dir / "report", ctx.store, records, ctx.scale)
+    return records, paths
 
 
 from . import bad_minima  # noqa: E402,F401  (registration)

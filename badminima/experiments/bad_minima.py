@@ -10,7 +10,7 @@ from ..report.figures import curves_figure
 from ..report.tables import markdown_table
 from ..spec import InitSpec, RunSpec, apply_recipe
 from ..store import Store
-from . import Experiment, register_experiment
+from . import Context, Experiment, register_experiment, train_grid
 from .published import PAPER_000_TABLE2, PAPER_000_TABLE2_SOURCE
 
 INITS = ("random", "adversarial")
@@ -39,10 +39,18 @@ def _mean_std(values: list[float]) -> str:
     return f"{mean(values):.2f} ± {pstdev(values):.2f}" if len(values) > 1 else f"{values[0]:.2f}"
 
 
-def render(out: Path, store: Store, specs: list[RunSpec], records: list[dict], scale: str) -> list[Path]:
+def records(ctx: Context) -> list[dict]:
+    return [percent(r) for r in train_grid(ctx, cells(ctx.base, ctx.seeds), "bad-minima")]
+
+
+def percent(record: dict) -> dict:
+    """A summary record with its accuracies in percent (as the paper reports them)."""
+    return {**record, **{k: None if record[k] is None else round(100 * record[k], 4) for k in ("train_acc", "test_acc")}}
+
+
+def render(folder: Path, store: Store, records: list[dict], scale: str) -> list[Path]:
     """bad-minima.md (per-run table, mean ± std over seeds beside paper 000's Table 2) and
     bad-minima-test-acc.png (test accuracy per epoch)."""
-    folder = out / "report"
     folder.mkdir(parents=True, exist_ok=True)
     rows = []
     for init in INITS:
@@ -62,7 +70,7 @@ def render(out: Path, store: Store, specs: list[RunSpec], records: list[dict], s
     md = folder / "bad-minima.md"
     md.write_text(text)
     series: dict[str, list[list[float]]] = {}
-    for spec, record in zip(specs, records):
+    for record in records:
         history = store.epochs(record["run_id"])
         if history:
             series.setdefault(f"{record['init']} init, {record['recipe']}", []).append(
@@ -76,4 +84,4 @@ def render(out: Path, store: Store, specs: list[RunSpec], records: list[dict], s
 
 register_experiment(Experiment(
     "bad-minima", "paper 000: random vs adversarial (Algorithm 1) init x vanilla vs SOTA SGD; Table 2 style summary",
-    cells, table, render))
+    records, table, render, cells))

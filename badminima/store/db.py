@@ -2,7 +2,8 @@
 
 Tables: `phases` (one row per training phase, keyed by phase id: its spec, status, outcome),
 `epochs` (per-epoch metrics of each phase), `runs` (a run id and its chain of phases) and
-`measures` (values computed on a phase's final checkpoint). WAL journal, a busy timeout and
+`measures` (values computed on a phase's final checkpoint) and `experiments` (the summary records
+of each experiment run in this directory, which `badminima report` redraws). WAL journal, a busy timeout and
 `BEGIN IMMEDIATE` transactions, so that a crash leaves the last committed state and two
 processes never interleave a write.
 """
@@ -23,6 +24,8 @@ CREATE TABLE IF NOT EXISTS epochs (
     phase_id TEXT NOT NULL, epoch INTEGER NOT NULL, metrics TEXT NOT NULL,
     PRIMARY KEY (phase_id, epoch));
 CREATE TABLE IF NOT EXISTS runs (id TEXT PRIMARY KEY, spec TEXT NOT NULL, phases TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS experiments (
+    name TEXT PRIMARY KEY, scale TEXT NOT NULL, records TEXT NOT NULL, updated REAL);
 CREATE TABLE IF NOT EXISTS measures (
     phase_id TEXT NOT NULL, name TEXT NOT NULL, value TEXT NOT NULL, seconds REAL,
     PRIMARY KEY (phase_id, name));
@@ -119,3 +122,13 @@ class Store:
     def measures(self, phase_id: str) -> dict:
         rows = self.conn.execute("SELECT name, value FROM measures WHERE phase_id=?", (phase_id,))
         return {r[0]: json.loads(r[1]) for r in rows}
+
+    # ---- experiments ----
+    def record_experiment(self, name: str, scale: str, records: list[dict]) -> None:
+        with self.transaction() as c:
+            c.execute("INSERT OR REPLACE INTO experiments VALUES (?,?,?,?)",
+                      (name, scale, json.dumps(records), time.time()))
+
+    def experiments(self) -> list[dict]:
+        rows = self.conn.execute("SELECT name, scale, records FROM experiments ORDER BY name")
+        return [{"name": r[0], "scale": r[1], "records": json.loads(r[2])} for r in rows]
