@@ -53,11 +53,27 @@ def build_parser() -> Parser:
     run.add_argument("--seeds", default="0", help="comma-separated seeds or ranges, e.g. 0,1,2 or 0-4")
     run.add_argument("--out", default=DEFAULT_OUT, help=f"output directory (default: {DEFAULT_OUT})")
     run.add_argument("--device", default="auto", help="auto (cuda when available), cpu or cuda")
+    run.add_argument("--workers", type=int, default=1, help="run phases in a local pool of this many processes")
+    run.add_argument("--threads", type=int, default=1, help="torch threads per pool or Ray worker (default 1)")
+    run.add_argument("--executor", choices=["inprocess", "pool", "ray"], default="inprocess",
+                     help="where phases run: this process (default), a local pool (--workers), a Ray cluster")
+    run.add_argument("--address", help="HOST:PORT of the Ray cluster (with --executor ray)")
     run.add_argument("--json", action="store_true", help="print the summary as JSON records instead of a table")
     run.add_argument("--quiet", action="store_true", help="no progress lines")
 
     rep = sub.add_parser("report", help="redraw every experiment in an output directory into report/index.html")
     rep.add_argument("out")
+
+    mea = sub.add_parser("measure", help="compute measures (norms, margins, attacks, Hessian, NTK, ...) of a stored run's final model")
+    mea.add_argument("run", help="a run id (or a unique prefix of one) from the output directory")
+    mea.add_argument("--measure", action="extend", nargs="+", metavar="NAME",
+                     help="measures to compute (default: the fast set; 'all' for every one; an unknown name lists them)")
+    mea.add_argument("--out", default=DEFAULT_OUT, help=f"output directory holding the run (default: {DEFAULT_OUT})")
+    mea.add_argument("--data-dir", help="directory holding the dataset files, as for `run`")
+    mea.add_argument("--device", default="auto", help="auto (cuda when available), cpu or cuda")
+    mea.add_argument("--force", action="store_true", help="recompute measures already stored")
+    mea.add_argument("--json", action="store_true", help="print the values as JSON")
+    mea.add_argument("--quiet", action="store_true", help="no progress lines")
 
     lst = sub.add_parser("list", help="show what can be named")
     lst.add_argument("what", nargs="?", default="all",
@@ -124,6 +140,7 @@ def pick_device(name: str) -> str:
 
 
 def cmd_run(args) -> int:
+    from .executors import make_executor
     from .experiments import Context, get_experiment, run_experiment
     from .runs import Workspace, check
     from .store import Store
@@ -136,15 +153,21 @@ def cmd_run(args) -> int:
     specs = [check(s) for s in experiment.cells(base, seeds)] if experiment.cells else [base]
     for spec in specs:  # load (and so check) every dataset before anything is written
         ws.dataset(spec)
+    if args.threads < 1:
+        raise BadInput(f"--threads must be at least 1, got {args.threads}")
+    executor = make_executor(args.executor, args.workers, args.address, args.threads)
     ws.store = Store(args.out)
     started = time.perf_counter()
-    ctx = Context(base, seeds, args.preset, ws, args.quiet)
-    records, paths = run_experiment(experiment, ctx)
+    ctx = Context(base, seeds, args.preset, ws, args.quiet, executor)
+    try:
+        records, paths, scale = run_experiment(experiment, ctx)
+    finally:
+        executor.close()
     if args.json:
         print(json.dumps(records, indent=2))
     else:
         from .report.tables import text_table
-        print(f"{args.experiment}: {ctx.scale}")
+        print(f"{args.experiment}: {scale}")
         print(text_table(*experiment.table(records)), end="")
         print(f"wall time {time.perf_counter() - started:.1f} s; report: {', '.join(str(p) for p in paths)}")
     return 0
@@ -158,6 +181,13 @@ def cmd_report(args) -> int:
         raise BadInput(f"no badminima results in {args.out} (no {FILENAME})")
     print(build_report(args.out))
     return 0
+
+
+def cmd_measure(args) -> int:
+    from .measures.command import measure_command
+
+    return measure_command(args.run, args.measure, args.out, args.data_dir, pick_device(args.device), args.json,
+                           args.force, args.quiet)
 
 
 def cmd_list(args) -> int:
@@ -190,7 +220,7 @@ def cmd_list(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
-        return {"run": cmd_run, "report": cmd_report, "list": cmd_list}[args.command](args)
+        return {"run": cmd_run, "report": cmd_report, "measure": cmd_measure, "list": cmd_list}[args.command](args)
     except BadInput as exc:
         print(f"badminima: error: {exc}", file=sys.stderr)
         return 2

@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 import json
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -52,31 +52,38 @@ def plan(spec: RunSpec) -> list[Phase]:
     spec = check(spec)
     nd = non_default(spec)
     base = {k: nd[k] for k in ("data", "model", "seed") if k in nd}
-    phases = [Phase(digest({"phase": "random-init", **base}), "random-init", None)]
-    if get_init(spec.init.name).pretraining_data is not None:
+    entry = get_init(spec.init.name)
+    transformed = {f: v for f, v in nd.get("init", {}).items() if f in entry.transform_fields}
+    phases = [Phase(digest({"phase": "random-init", **base, **({"init": transformed} if transformed else {})}),
+                    "random-init", None)]
+    if entry.pretraining_data is not None:
         phases.append(Phase(digest({"phase": "pretrain", **base, "init": nd.get("init", {})}), "pretrain", phases[-1].id))
     phases.append(Phase(run_id(spec), "train", phases[-1].id))
     return phases
 
 
+_DATASETS: dict = {}  # loaded datasets, shared by every Workspace of this process
+
+
 @dataclass
 class Workspace:
-    """What executing runs needs: the store, where data lives, the device, and loaded datasets."""
+    """What executing runs needs: the store (a Store, or a worker's Journal), where data lives,
+    the device; datasets are loaded once per process."""
 
     store: Store
     data_dir: str | Path | None = None
     device: str = "cpu"
     quiet: bool = False
-    _datasets: dict = field(default_factory=dict)
 
     def dataset(self, spec: RunSpec) -> Dataset:
-        key = (spec.data.name, spec.data.train_size, spec.seed if spec.data.train_size else None)
-        if key not in self._datasets:
+        key = (spec.data.name, str(self.data_dir), self.device, spec.data.train_size,
+               spec.seed if spec.data.train_size else None)
+        if key not in _DATASETS:
             data = load_dataset(spec.data.name, self.data_dir, spec.data.train_size, spec.seed)
             for name in ("x_train", "y_train", "x_test", "y_test"):
                 setattr(data, name, getattr(data, name).to(self.device))
-            self._datasets[key] = data
-        return self._datasets[key]
+            _DATASETS[key] = data
+        return _DATASETS[key]
 
     def skeleton(self, spec: RunSpec) -> Classifier:
         data = self.dataset(spec)
@@ -93,16 +100,12 @@ class Diverged(Exception):
     pass
 
 
-def execute_run(spec: RunSpec, ws: Workspace) -> dict:
-    """Run every phase of `spec` that is not done yet; return the run's summary record."""
-    spec = check(spec)
-    phases = plan(spec)
-    ws.store.record_run(phases[-1].id, to_dict(spec), [p.id for p in phases])
+def execute_phase(spec: RunSpec, index: int, ws: Workspace) -> None:
+    """Make phase `index` of `spec` done (training what it starts from too, if that is missing)."""
     try:
-        _ensure(phases, len(phases) - 1, spec, ws)
+        _ensure(plan(spec), index, check(spec), ws)
     except Diverged:
         pass
-    return summary(spec, ws.store)
 
 
 def summary(spec: RunSpec, store: Store) -> dict:
@@ -153,14 +156,15 @@ def _train(phase: Phase, start: Classifier | None, spec: RunSpec, ws: Workspace)
     if phase.kind == "random-init":
         torch.manual_seed(derive_seed(spec.seed, "random-init"))
         model = ws.skeleton(spec)
+        transform = get_init(spec.init.name).transform
+        if transform is not None:  # e.g. `normal`: weights redrawn from N(0, std^2), generator on the CPU
+            transform(model, spec.init, torch.Generator().manual_seed(derive_seed(spec.seed, "init-transform")))
         _finish(phase, model, model, data.x_train, data.y_train, 0, "initialized", 0.0, ws, data)
         return model
 
     model = copy.deepcopy(start)
     if phase.kind == "pretrain":
-        generator = torch.Generator().manual_seed(derive_seed(spec.seed, "pretraining-data"))
-        x, y = get_init(spec.init.name).pretraining_data(_cpu(data), spec.init, generator)
-        x, y = x.to(ws.device), y.to(ws.device)
+        x, y = pretraining_data(spec, ws)
         recipe = spec.init.pretrain
     else:
         x, y, recipe = data.x_train, data.y_train, spec.recipe
@@ -183,7 +187,6 @@ def _train(phase: Phase, start: Classifier | None, spec: RunSpec, ws: Workspace)
             model, history, start_epoch = copy.deepcopy(start), [], 0
     store.truncate_epochs(phase.id, start_epoch)
 
-    std = data.standardization()[1]  # scales the jitter of point data
     callbacks = [cb.evaluate_on(data.x_test, data.y_test, "test"), cb.stop_rule(recipe, x, y),
                  cb.record(store, phase.id, resume_path)]
     if not ws.quiet:
@@ -193,7 +196,7 @@ def _train(phase: Phase, start: Classifier | None, spec: RunSpec, ws: Workspace)
         outcome = PhaseOutcome(start_epoch, stopped, history)
     else:
         outcome = train_phase(model, x, y, recipe, derive_seed(spec.seed, phase.kind),
-                              lambda xb, g: augment(xb, data, std, g), callbacks, start_epoch, history, restore)
+                              lambda xb, yb, g: augment(xb, yb, data, g), callbacks, start_epoch, history, restore)
     if outcome.diverged:
         store.finish_phase(phase.id, "diverged", outcome.epochs, "diverged", None, None, None, _seconds(outcome))
         ws.warn(f"phase {phase.id} diverged (non-finite loss) at epoch {outcome.epochs}")
@@ -201,6 +204,14 @@ def _train(phase: Phase, start: Classifier | None, spec: RunSpec, ws: Workspace)
     _finish(phase, model, start, x, y, outcome.epochs, outcome.stop_reason, _seconds(outcome), ws, data)
     resume_path.unlink(missing_ok=True)
     return model
+
+
+def pretraining_data(spec: RunSpec, ws: Workspace) -> tuple[torch.Tensor, torch.Tensor]:
+    """The (inputs, labels) that the pretraining phase of `spec` trains on, on the workspace's device
+    (the same tensors every time: their generator is seeded by the run's seed)."""
+    generator = torch.Generator().manual_seed(derive_seed(spec.seed, "pretraining-data"))
+    x, y = get_init(spec.init.name).pretraining_data(_cpu(ws.dataset(spec)), spec.init, generator)
+    return x.to(ws.device), y.to(ws.device)
 
 
 def _seconds(outcome) -> float:

@@ -44,6 +44,24 @@ class PhaseSpec:
     augment: bool = False
     stop_at_100: bool = True  # stop once un-augmented training accuracy is 100%
     patience: int | None = None  # stop when training accuracy has not improved for this many epochs
+    stop_at_train_loss: float | None = None  # stop once the un-augmented full training cross-entropy is <= this
+    # paper 004 eq. 2, norm-bias: norm_bias * (||theta||^2 - mu^2)^2 ("squared", as printed) or
+    # norm_bias * | ||theta||^2 - mu^2 | ("absolute", the authors' code), theta = all trainable parameters; 0: off
+    norm_bias: float = 0.0
+    norm_bias_mu: float = 0.0  # mu, the l2 norm the parameters are pulled towards
+    norm_bias_form: str = "squared"
+    # paper 004 sec. 5 / A.7: RankMin ("min": singular values below rank_threshold * the largest set to zero) or
+    # RankMax ("max": singular values clipped from above at rank_threshold * the largest) of every linear and
+    # convolution layer, after every rank_every-th epoch of the phase; "none": off
+    rank_mode: str = "none"
+    rank_threshold: float = 0.1
+    rank_every: int = 1
+    # adversarial training (Madry et al. 2018; paper 004 A.7: 7 steps of 2/255, eps 8/255, random start): every
+    # batch replaced by its L-inf PGD attack; budgets in 1/255 of the image range (other data: of the mean
+    # training std); 0 steps: off
+    adversarial_steps: int = 0
+    adversarial_eps: float = 8.0
+    adversarial_step_size: float = 2.0
 
 
 @dataclass(frozen=True)
@@ -54,6 +72,8 @@ class InitSpec:
     R = replication_factor replicas of every training input, zeroed_percent % of each replica's
     pixels (zero_mode="pixels": all channels of a location; "values": individual entries) set to
     zero, and random_label_fraction of the labels drawn uniformly at random; then `pretrain`.
+    `normal` (paper 001, appendix B): every weight ~ N(0, init_std^2). `partial-random-labels` (paper 001,
+    appendix C): `pretrain` on the training set with random_label_fraction of its labels random (R = 1, N = 0).
     """
 
     name: str = "default"
@@ -61,6 +81,10 @@ class InitSpec:
     zeroed_percent: float = 10.0
     zero_mode: str = "pixels"
     random_label_fraction: float = 1.0
+    init_std: float | None = None  # `normal`: every weight and bias of linear/conv layers ~ N(0, init_std^2)
+    bias_shift: float = 0.0  # `bias-shift` (paper 004 Table 1 "Bias+20"): added to every bias
+    bias_uniform: float | None = None  # `bias-uniform` (Table 1 "Bias in U(-a, a)"): every bias ~ U(-a, a)
+    linear_l2: float = 0.0  # `lemma1`: l2 coefficient of the embedded logistic regression, mean CE + linear_l2/2 ||A||_F^2
     pretrain: PhaseSpec = PhaseSpec(epochs=300, patience=20)
 
 
@@ -217,11 +241,27 @@ def validate(spec: RunSpec) -> RunSpec:
         raise BadInput(f"zero mode must be 'pixels' or 'values', got {init.zero_mode!r}")
     if not 0.0 <= init.random_label_fraction <= 1.0:
         raise BadInput(f"random label fraction must lie in [0, 1], got {init.random_label_fraction}")
+    if init.init_std is not None and not init.init_std > 0:
+        raise BadInput(f"init std must be positive, got {init.init_std}")
+    if init.name == "normal" and init.init_std is None:
+        raise BadInput("the normal init needs init.init_std (the standard deviation of every weight)")
+    if init.bias_uniform is not None and not init.bias_uniform > 0:
+        raise BadInput(f"bias_uniform (the half-width a of U(-a, a)) must be positive, got {init.bias_uniform}")
+    if init.linear_l2 < 0:
+        raise BadInput(f"linear_l2 must be >= 0, got {init.linear_l2}")
     for where, phase in (("recipe", spec.recipe), ("init.pretrain", init.pretrain)):
         if phase.epochs < 0 or phase.batch_size < 1 or not phase.lr > 0:
             raise BadInput(f"{where}: epochs must be >= 0, batch size >= 1 and lr > 0")
         if phase.patience is not None and phase.patience < 1:
             raise BadInput(f"{where}.patience must be at least 1")
+        if phase.stop_at_train_loss is not None and not phase.stop_at_train_loss > 0:
+            raise BadInput(f"{where}.stop_at_train_loss must be positive")
+        if phase.norm_bias < 0 or phase.norm_bias_mu < 0 or phase.norm_bias_form not in ("squared", "absolute"):
+            raise BadInput(f"{where}: norm_bias and norm_bias_mu must be >= 0, norm_bias_form 'squared' or 'absolute'")
+        if phase.rank_mode not in ("none", "min", "max") or not phase.rank_threshold > 0 or phase.rank_every < 1:
+            raise BadInput(f"{where}: rank_mode must be none, min or max, rank_threshold > 0 and rank_every >= 1")
+        if phase.adversarial_steps < 0 or phase.adversarial_eps < 0 or phase.adversarial_step_size < 0:
+            raise BadInput(f"{where}: adversarial_steps, adversarial_eps and adversarial_step_size must be >= 0")
     if spec.data.train_size is not None and spec.data.train_size < 1:
         raise BadInput(f"train size must be at least 1, got {spec.data.train_size}")
     for name in ("width", "depth"):

@@ -13,15 +13,16 @@ SMALL = ["run", "bad-minima", "--train-size", "2000", "--width", "256", "--epoch
 
 
 def _epochs_mid_second_train_phase(db) -> bool:
+    """One training phase is done and another has journalled at least 3 epochs."""
     try:
         con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1)
         done = con.execute("SELECT count(*) FROM phases WHERE kind='train' AND status='done'").fetchone()[0]
-        running = con.execute("SELECT count(*) FROM epochs e JOIN phases p ON p.id=e.phase_id "
-                              "WHERE p.kind='train' AND p.status='running'").fetchone()[0]
         con.close()
-        return done >= 1 and running >= 3
     except sqlite3.Error:
         return False
+    journals = list((db.parent / "journal").glob("*.jsonl"))
+    running = max((p.read_text().count('"record_epoch"') for p in journals), default=0)
+    return done >= 1 and running >= 3
 
 
 def _histories(db):

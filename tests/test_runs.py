@@ -7,7 +7,9 @@ import numpy as np
 from badminima.cli import main
 from badminima.experiments import get_experiment
 from badminima.presets import base_spec
-from badminima.runs import Workspace, execute_run, final_path, plan
+from badminima.executors import InProcess
+from badminima.executors.scheduler import execute
+from badminima.runs import Workspace, final_path, plan
 from badminima.spec import InitSpec, apply_recipe
 from badminima.store import Store
 
@@ -32,12 +34,12 @@ def test_corrupt_final_checkpoint_is_recomputed(tmp_path, capsys):
     spec = replace(spec, data=replace(spec.data, train_size=200), model=replace(spec.model, width=32),
                    recipe=replace(spec.recipe, epochs=3))
     ws = Workspace(Store(tmp_path))
-    first = execute_run(spec, ws)
+    first, = execute([spec], ws, InProcess())
     path = final_path(ws.store, first["run_id"])
     data = bytearray(path.read_bytes())
     data[-5] ^= 0xFF
     path.write_bytes(bytes(data))
-    second = execute_run(spec, Workspace(Store(tmp_path)))
+    second, = execute([spec], Workspace(Store(tmp_path)), InProcess())
     assert "checksum mismatch" in capsys.readouterr().err
     assert second == first
     assert path.read_bytes() != bytes(data)

@@ -27,7 +27,7 @@ class Dataset:
     kind: str  # "points" | "signal" | "image"
     crop_padding: int = 0  # augmentation: random crop (shift) with this zero padding
     flip: bool = False  # augmentation: horizontal flip (only where it keeps the label)
-    noise_std: float = 0.0  # augmentation: Gaussian jitter, in units of the feature std (points)
+    noise_std: float = 0.0  # augmentation of points: std of the Gaussian noise of each copy (natural units)
 
     @property
     def input_shape(self) -> tuple[int, ...]:

@@ -4,7 +4,9 @@ images: random crop with `crop_padding` zero padding (a random shift), plus a ho
 where the dataset allows it (CIFAR, CINIC-10, Restricted ImageNet: pad 4 + flip, as in paper 000);
 signals (mnist1d): the 1-D analogue, a random shift of up to `crop_padding` (4) positions with zero
 padding, and no flip (a reversed MNIST-1D signal is a different digit);
-points (gaussians2d): Gaussian jitter of `noise_std` feature standard deviations.
+points (gaussians2d): paper 000's toy augmentation, "replicating each training point twice and adding
+Gaussian noise" - every batch becomes two copies of itself, each with fresh N(0, noise_std^2) noise
+(natural units), so the copies change every epoch.
 """
 from __future__ import annotations
 
@@ -36,8 +38,11 @@ def random_flip(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     return torch.where(flip.view(-1, *([1] * (x.dim() - 1))), x.flip(-1), x)
 
 
-def augment(x: torch.Tensor, data: Dataset, std: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+def augment(x: torch.Tensor, y: torch.Tensor, data: Dataset,
+            generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """An augmented batch (inputs, labels) for `data`'s kind."""
     if data.kind == "points":
-        return x + data.noise_std * std * torch.randn(x.shape, generator=generator).to(x.device)
+        copies = torch.cat([x, x]) + data.noise_std * torch.randn((2 * len(x),) + x.shape[1:], generator=generator).to(x.device)
+        return copies, torch.cat([y, y])
     x = random_crop(x, data.crop_padding, generator)
-    return random_flip(x, generator) if data.flip else x
+    return (random_flip(x, generator) if data.flip else x), y

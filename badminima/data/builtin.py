@@ -27,7 +27,7 @@ def _gaussians2d() -> Dataset:
 
     x_train, y_train = sample(50)
     x_test, y_test = sample(500)
-    return Dataset("gaussians2d", x_train, y_train, x_test, y_test, 2, "points", noise_std=0.2)
+    return Dataset("gaussians2d", x_train, y_train, x_test, y_test, 2, "points", noise_std=0.25)
 
 
 @register_dataset("gaussians2d", "paper 000's toy: two 2-D Gaussians (means (+-2, 0), std 0.5), 50 train / 500 test points per class")

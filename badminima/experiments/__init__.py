@@ -7,7 +7,6 @@ kept in the store, so `badminima report OUT` can redraw every experiment present
 from __future__ import annotations
 
 import fnmatch
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -26,6 +25,7 @@ class Context:
     preset: str
     ws: "Workspace"  # noqa: F821  (badminima.runs.Workspace)
     quiet: bool = False
+    executor: object = None  # badminima.executors: where training phases run (None: in this process)
 
     @property
     def store(self) -> Store:
@@ -33,10 +33,7 @@ class Context:
 
     @property
     def scale(self) -> str:
-        what = f"{self.base.data.name} / {self.base.model.name}"
-        if self.preset == "paper":
-            return f"{what}, paper preset (paper 000's protocol)"
-        return f"{what}, cpu preset (scaled down; not paper scale)"
+        return describe_scale(self.base, self.preset)
 
 
 @dataclass(frozen=True)
@@ -47,6 +44,7 @@ class Experiment:
     table: Callable[[list[dict]], tuple[list[str], list[list]]]  # records -> (header, rows) for the terminal
     render: Callable[[Path, Store, list[dict], str], list[Path]]  # (report folder, store, records, scale) -> files
     cells: Callable[[RunSpec, list[int]], list[RunSpec]] | None = None  # the grid of runs, if it trains any
+    scale: Callable[[Context], str] | None = None  # what the records were computed on, if no run spec says it
 
 
 EXPERIMENTS: dict[str, Experiment] = {}
@@ -69,23 +67,28 @@ def get_experiment(name: str) -> Experiment:
 
 def train_grid(ctx: Context, specs: list[RunSpec], label: str) -> list[dict]:
     """Execute every run of a grid (skipping finished phases) and return their summary records."""
-    from ..runs import execute_run
+    from ..executors import InProcess
+    from ..executors.scheduler import execute
 
-    records = []
-    for i, spec in enumerate(specs, 1):
-        if not ctx.quiet:
-            print(f"[{i}/{len(specs)}] {label}: data {spec.data.name}, init {spec.init.name}, seed {spec.seed}",
-                  file=sys.stderr, flush=True)
-        records.append(execute_run(spec, ctx.ws))
-    return records
+    return execute(specs, ctx.ws, ctx.executor or InProcess(), label)
 
 
-def run_experiment(exp: Experiment, ctx: Context) -> tuple[list[dict], list[Path]]:
+def describe_scale(spec: RunSpec, preset: str) -> str:
+    """What a result was computed on, so that no one mistakes a CPU-scale result for a paper-scale one."""
+    what = f"{spec.data.name} / {spec.model.name}"
+    if preset == "paper":
+        return f"{what}, paper preset (the paper's protocol)"
+    return f"{what}, cpu preset (scaled down; not paper scale)"
+
+
+def run_experiment(exp: Experiment, ctx: Context) -> tuple[list[dict], list[Path], str]:
     """Compute the experiment's records, keep them in the store, and write its report files."""
     records = exp.records(ctx)
-    ctx.store.record_experiment(exp.name, ctx.scale, records)
-    paths = exp.render(ctx.store.dir / "report", ctx.store, records, ctx.scale)
-    return records, paths
+    scale = exp.scale(ctx) if exp.scale else describe_scale(exp.cells(ctx.base, ctx.seeds)[0] if exp.cells else ctx.base,
+                                                             ctx.preset)
+    ctx.store.record_experiment(exp.name, scale, records)
+    paths = exp.render(ctx.store.dir / "report", ctx.store, records, scale)
+    return records, paths, scale
 
 
-from . import bad_minima  # noqa: E402,F401  (registration)
+from . import bad_minima, complexity, curves, distances, generalization, heuristics, implicit_bias, replication, toy  # noqa: E402,F401  (registration)

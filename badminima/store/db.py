@@ -2,10 +2,12 @@
 
 Tables: `phases` (one row per training phase, keyed by phase id: its spec, status, outcome),
 `epochs` (per-epoch metrics of each phase), `runs` (a run id and its chain of phases) and
-`measures` (values computed on a phase's final checkpoint) and `experiments` (the summary records
-of each experiment run in this directory, which `badminima report` redraws). WAL journal, a busy timeout and
-`BEGIN IMMEDIATE` transactions, so that a crash leaves the last committed state and two
-processes never interleave a write.
+`measures` (values computed on a phase's final checkpoint), `experiments` (the summary records
+of each experiment run in this directory, which `badminima report` redraws) and `claims` (which
+driver is running which phase). WAL journal, a busy timeout and `BEGIN IMMEDIATE` transactions,
+so that a crash leaves the last committed state and two processes never interleave a write.
+
+Only a driver writes here; workers read it and append their writes to journals (store/journal.py).
 """
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ CREATE TABLE IF NOT EXISTS epochs (
 CREATE TABLE IF NOT EXISTS runs (id TEXT PRIMARY KEY, spec TEXT NOT NULL, phases TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS experiments (
     name TEXT PRIMARY KEY, scale TEXT NOT NULL, records TEXT NOT NULL, updated REAL);
+CREATE TABLE IF NOT EXISTS claims (phase_id TEXT PRIMARY KEY, owner TEXT NOT NULL, heartbeat REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS measures (
     phase_id TEXT NOT NULL, name TEXT NOT NULL, value TEXT NOT NULL, seconds REAL,
     PRIMARY KEY (phase_id, name));
@@ -35,12 +38,15 @@ FILENAME = "results.sqlite"
 
 
 class Store:
-    def __init__(self, out_dir: str | Path):
+    def __init__(self, out_dir: str | Path, memory: bool = False):
+        """The store of `out_dir`; with `memory`, an empty in-memory database with the same tables
+        (a worker's private view, see store/journal.py), files still under `out_dir`."""
         self.dir = Path(out_dir)
         self.dir.mkdir(parents=True, exist_ok=True)
-        self.conn = sqlite3.connect(self.dir / FILENAME, timeout=60.0, isolation_level=None)
+        self.conn = sqlite3.connect(":memory:" if memory else self.dir / FILENAME, timeout=60.0, isolation_level=None)
         self.conn.row_factory = sqlite3.Row
-        self.conn.execute("PRAGMA journal_mode=WAL")
+        if not memory:
+            self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA busy_timeout=60000")
         with self.transaction() as c:
             for statement in SCHEMA.split(";"):
@@ -132,3 +138,21 @@ class Store:
     def experiments(self) -> list[dict]:
         rows = self.conn.execute("SELECT name, scale, records FROM experiments ORDER BY name")
         return [{"name": r[0], "scale": r[1], "records": json.loads(r[2])} for r in rows]
+
+    # ---- claims: two drivers on one directory never run the same phase ----
+    def claim(self, phase_id: str, owner: str, is_alive) -> bool:
+        """Claim `phase_id` for `owner` unless a live other owner holds it (`is_alive(owner, heartbeat)`)."""
+        with self.transaction() as c:
+            row = c.execute("SELECT owner, heartbeat FROM claims WHERE phase_id=?", (phase_id,)).fetchone()
+            if row and row[0] != owner and is_alive(row[0], row[1]):
+                return False
+            c.execute("INSERT OR REPLACE INTO claims VALUES (?,?,?)", (phase_id, owner, time.time()))
+            return True
+
+    def release(self, phase_id: str, owner: str) -> None:
+        with self.transaction() as c:
+            c.execute("DELETE FROM claims WHERE phase_id=? AND owner=?", (phase_id, owner))
+
+    def heartbeat(self, owner: str) -> None:
+        with self.transaction() as c:
+            c.execute("UPDATE claims SET heartbeat=? WHERE owner=?", (time.time(), owner))

@@ -14,6 +14,9 @@ from .loop import EpochState, evaluate
 # The full un-augmented pass over the training set (for the 100% stop rule) runs only once the
 # running accuracy of the epoch reaches this fraction, and at the last epoch.
 FULL_CHECK_FROM = 0.95
+# Likewise the full pass for `stop_at_train_loss` runs once the epoch's running loss is within this
+# factor of the target (the running loss averages over the epoch, so it lags the end-of-epoch loss).
+LOSS_CHECK_FROM = 3.0
 
 
 def evaluate_on(x: torch.Tensor, y: torch.Tensor, prefix: str):
@@ -24,10 +27,17 @@ def evaluate_on(x: torch.Tensor, y: torch.Tensor, prefix: str):
 
 
 def stop_rule(phase: PhaseSpec, x_train: torch.Tensor, y_train: torch.Tensor):
-    """Stop at 100% un-augmented training accuracy (eval mode), or after `patience` epochs without
-    a new best running training accuracy."""
+    """Stop at 100% un-augmented training accuracy (eval mode), once the un-augmented training
+    cross-entropy is <= `stop_at_train_loss`, or after `patience` epochs without a new best running
+    training accuracy."""
     def callback(state: EpochState) -> None:
         m = state.metrics
+        target = phase.stop_at_train_loss
+        if target is not None and (m["train_loss"] <= LOSS_CHECK_FROM * target or state.epoch == phase.epochs):
+            m["clean_train_loss"] = evaluate(state.model, x_train, y_train)[0]
+            if m["clean_train_loss"] <= target:
+                state.stop_reason = "reference train loss"
+                return
         if phase.stop_at_100 and (m["train_acc"] >= FULL_CHECK_FROM or state.epoch == phase.epochs):
             m["clean_train_acc"] = evaluate(state.model, x_train, y_train)[1]
             if m["clean_train_acc"] == 1.0:

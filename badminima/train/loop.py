@@ -57,7 +57,7 @@ class EpochState:
 @dataclass
 class PhaseOutcome:
     epochs: int
-    stop_reason: str  # "100% train accuracy" | "no improvement" | "epoch cap" | "diverged"
+    stop_reason: str  # "100% train accuracy" | "reference train loss" | "no improvement" | "epoch cap" | "diverged"
     history: list[dict] = field(default_factory=list)
 
     @property
@@ -66,7 +66,7 @@ class PhaseOutcome:
 
 
 def train_phase(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, phase: PhaseSpec, seed: int,
-                augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None,
+                augment: Callable[[torch.Tensor, torch.Tensor, torch.Generator], tuple[torch.Tensor, torch.Tensor]] | None,
                 callbacks: list[Callable[[EpochState], None]], start_epoch: int = 0,
                 history: list[dict] | None = None, optimizer_state: Callable | None = None,
                 penalty: Callable[[torch.nn.Module], torch.Tensor] | None = None) -> PhaseOutcome:
@@ -86,20 +86,20 @@ def train_phase(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, phase:
         g = torch.Generator().manual_seed(derive_seed(seed, epoch))
         order = torch.randperm(n, generator=g)
         loss_sum = torch.zeros((), device=x.device)
-        correct = torch.zeros((), device=x.device, dtype=torch.long)
+        correct = torch.zeros((), device=x.device)  # counted per original example (augmentation may add copies)
         for i in range(0, n, phase.batch_size):
             idx = order[i:i + phase.batch_size].to(x.device)
             xb, yb = x[idx], y[idx]
             if phase.augment and augment is not None:
-                xb = augment(xb, g)
+                xb, yb = augment(xb, yb, g)
             out = model(xb)
             loss = F.cross_entropy(out, yb)
             objective = loss + penalty(model) if penalty is not None else loss
             opt.zero_grad(set_to_none=True)
             objective.backward()
             opt.step()
-            loss_sum += loss.detach() * len(yb)
-            correct += (out.argmax(1) == yb).sum()
+            loss_sum += loss.detach() * len(idx)
+            correct += (out.argmax(1) == yb).sum() * len(idx) / len(yb)
         train_loss = loss_sum.item() / n
         if not math.isfinite(train_loss):  # checked once per epoch: no device sync per step
             return PhaseOutcome(epoch, "diverged", history)

@@ -29,7 +29,8 @@ def test_signal_augmentation_shifts_without_flipping():
     x = torch.arange(1.0, 41.0).view(1, 1, 40).repeat(64, 1, 1)
     data = Dataset("s", x, torch.zeros(64, dtype=torch.long), x, torch.zeros(64, dtype=torch.long), 2, "signal",
                    crop_padding=4)
-    out = augment(x, data, torch.ones(1), torch.Generator().manual_seed(0))
+    out, labels = augment(x, data.y_train, data, torch.Generator().manual_seed(0))
+    assert torch.equal(labels, data.y_train)
     for row in out[:, 0]:
         nz = row[row != 0]
         assert torch.all(nz[1:] - nz[:-1] == 1)  # a contiguous increasing run: shifted, never reversed
@@ -76,3 +77,12 @@ def test_callbacks_see_every_epoch_and_can_stop():
     x, y = torch.randn(8, 2), torch.randint(0, 2, (8,))
     result = train_phase(torch.nn.Linear(2, 2), x, y, PhaseSpec(epochs=10), 0, None, [stop_at_three])
     assert seen == [1, 2, 3] and result.epochs == 3 and result.stop_reason == "test"
+
+
+def test_point_augmentation_is_two_noisy_copies():
+    x = torch.tensor([[0.0, 0.0], [5.0, 5.0]])
+    y = torch.tensor([0, 1])
+    data = Dataset("p", x, y, x, y, 2, "points", noise_std=0.1)
+    xa, ya = augment(x, y, data, torch.Generator().manual_seed(0))
+    assert xa.shape == (4, 2) and ya.tolist() == [0, 1, 0, 1]
+    assert torch.allclose(xa, torch.cat([x, x]), atol=0.6) and not torch.equal(xa[:2], xa[2:])

@@ -1,0 +1,64 @@
+"""`replication`: paper 000 Figure 4 - test accuracy of vanilla and SOTA SGD from adversarial inits
+made with several replication factors R (zeroed fraction fixed), random-init runs as references."""
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from statistics import mean
+
+from ..report.figures import lines_figure
+from ..report.tables import markdown_table
+from ..spec import InitSpec, RunSpec, apply_recipe
+from ..store import Store
+from . import Context, Experiment, register_experiment, train_grid
+from .bad_minima import percent
+
+FACTORS = {"cpu": (1, 2, 3), "paper": (1, 2, 5, 10)}
+
+
+def _cells(base: RunSpec, seeds: list[int], factors: tuple[int, ...]) -> list[RunSpec]:
+    adversarial = replace(base.init, name="adversarial")
+    out = []
+    for seed in seeds:
+        for recipe in ("vanilla", "sota"):
+            out.append(replace(base, init=InitSpec(), recipe=apply_recipe(base.recipe, recipe), seed=seed))
+            out += [replace(base, init=replace(adversarial, replication_factor=r), recipe=apply_recipe(base.recipe, recipe),
+                            seed=seed) for r in factors]
+    return out
+
+
+def cells(base: RunSpec, seeds: list[int]) -> list[RunSpec]:
+    return _cells(base, seeds, FACTORS["cpu"])
+
+
+def records(ctx: Context) -> list[dict]:
+    specs = _cells(ctx.base, ctx.seeds, FACTORS.get(ctx.preset, FACTORS["cpu"]))
+    summaries = train_grid(ctx, specs, "replication")
+    return [{**percent(s), "replication_factor": spec.init.replication_factor if spec.init.name == "adversarial" else 0}
+            for spec, s in zip(specs, summaries)]
+
+
+def table(recs: list[dict]):
+    header = ["R (0: random init)", "recipe", "seed", "train acc %", "test acc %", "epochs"]
+    return header, [[r["replication_factor"], r["recipe"], r["seed"], r["train_acc"], r["test_acc"], r["epochs"]]
+                    for r in recs]
+
+
+def render(folder: Path, store: Store, recs: list[dict], scale: str) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    factors = sorted({r["replication_factor"] for r in recs if r["replication_factor"] > 0})
+    series = {f"{recipe}, adversarial init": [[r["test_acc"] for r in recs if r["recipe"] == recipe
+                                               and r["replication_factor"] == f] for f in factors]
+              for recipe in ("vanilla", "sota")}
+    refs = {f"{recipe}, random init": mean(r["test_acc"] for r in recs if r["recipe"] == recipe and r["replication_factor"] == 0)
+            for recipe in ("vanilla", "sota")}
+    figure = lines_figure(folder / "replication.png", factors, series, "replication factor R", "test accuracy (%)",
+                          f"Figure 4 of paper 000: effect of R\n{scale}", refs)
+    md = folder / "replication.md"
+    md.write_text("# replication: paper 000 Figure 4\n\nTest accuracy (%) after training on the true labels from an "
+                  "adversarial init made with R replicas (R = 0: from the random init).\n\n" + markdown_table(*table(recs)))
+    return [md, figure]
+
+
+register_experiment(Experiment("replication", "paper 000 Figure 4: test accuracy against the replication factor R",
+                               records, table, render, cells))

@@ -1,0 +1,111 @@
+"""Hessian-vector products, eigenvalues and trace against the full Hessian from
+torch.autograd.functional.hessian and torch.linalg.eigvalsh, on a tiny network in float64."""
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.func import functional_call
+
+from badminima.measures import (HessianOperator, extreme_eigenvalues_power, full_batch_loss_and_gradient,
+                                gradient_norm, hutchinson_trace, lanczos_eigenvalue, power_iteration)
+from badminima.models import Classifier
+
+
+@pytest.fixture(scope="module")
+def problem():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(3, 5), nn.Tanh(), nn.Linear(5, 4), nn.ReLU(), nn.Linear(4, 3))
+    model = Classifier(net, torch.full((3,), 0.2), torch.full((3,), 1.5), 1).double()
+    x, y = torch.randn(23, 3, dtype=torch.float64), torch.randint(0, 3, (23,))
+    names = [n for n, _ in model.named_parameters()]
+    shapes = [p.shape for p in model.parameters()]
+    flat = torch.cat([p.detach().flatten() for p in model.parameters()])
+
+    def loss(theta):
+        params, i = {}, 0
+        for n, s in zip(names, shapes):
+            params[n] = theta[i:i + s.numel()].reshape(s)
+            i += s.numel()
+        return F.cross_entropy(functional_call(model, params, (x,)), y)  # one batch: no accumulation
+
+    hessian = torch.autograd.functional.hessian(loss, flat)
+    gradient = torch.autograd.functional.jacobian(loss, flat)
+    return model, x, y, hessian, torch.linalg.eigvalsh(hessian), gradient, float(loss(flat))
+
+
+def test_hessian_vector_products_accumulated_over_batches(problem):
+    model, x, y, hessian, _, _, _ = problem
+    op = HessianOperator(model, x, y, batch_size=7)
+    columns = torch.stack([op.matvec(e) for e in torch.eye(op.dim, dtype=torch.float64)], 1)
+    assert torch.allclose(columns, hessian, atol=1e-10)
+    assert op.hvps == op.dim
+
+
+def test_loss_and_gradient(problem):
+    model, x, y, _, _, gradient, loss = problem
+    value, grad = full_batch_loss_and_gradient(model, x, y, batch_size=5)
+    assert value == pytest.approx(loss, rel=1e-12)
+    assert torch.allclose(grad, gradient, atol=1e-12)
+    assert gradient_norm(model, x, y, batch_size=10) == pytest.approx(float(gradient.norm()), rel=1e-12)
+
+
+def test_lanczos_extreme_eigenvalues(problem):
+    model, x, y, _, eigenvalues, _, _ = problem
+    op = HessianOperator(model, x, y, batch_size=10)
+    top = lanczos_eigenvalue(op, "LA", tol=1e-10)
+    bottom = lanczos_eigenvalue(op, "SA", tol=1e-10)
+    assert top["eigenvalue"] == pytest.approx(float(eigenvalues[-1]), rel=1e-8)
+    assert bottom["eigenvalue"] == pytest.approx(float(eigenvalues[0]), abs=1e-8 * float(eigenvalues.abs().max()))
+    assert top["hvps"] > 0 and op.hvps == top["hvps"] + bottom["hvps"]
+
+
+def test_power_iteration_and_the_shifted_minimum(problem):
+    model, x, y, _, eigenvalues, _, _ = problem
+    op = HessianOperator(model, x, y, batch_size=23)
+    scale = float(eigenvalues.abs().max())
+    dominant = power_iteration(op, iterations=3000, tol=1e-9)
+    assert abs(dominant["eigenvalue"]) == pytest.approx(scale, rel=1e-6) and dominant["converged"]
+    both = extreme_eigenvalues_power(op, iterations=3000, tol=1e-9)
+    assert both["max"] == pytest.approx(float(eigenvalues[-1]), rel=1e-6)
+    assert both["min"] == pytest.approx(float(eigenvalues[0]), abs=1e-5 * scale)
+    assert both["hvps"] <= 6000
+    fixed = power_iteration(op, iterations=7, tol=0.0)  # paper 004's protocol: a fixed number of products
+    assert fixed["hvps"] == 7
+
+
+def test_hutchinson_trace(problem):
+    model, x, y, hessian, _, _, _ = problem
+    op = HessianOperator(model, x, y, batch_size=23)
+    estimate = hutchinson_trace(op, samples=400)
+    exact = float(hessian.trace())
+    assert estimate["hvps"] == 400
+    assert abs(estimate["trace"] - exact) < 4 * estimate["std_error"]
+    # Rademacher variance is 2 * sum of squared off-diagonal entries: the reported error matches it
+    off = hessian - torch.diag(hessian.diagonal())
+    assert estimate["std_error"] == pytest.approx(float((2 * (off ** 2).sum() / 400).sqrt()), rel=0.25)
+
+
+class DiagonalOperator:
+    """A symmetric operator with a known spectrum, counting its products like HessianOperator."""
+
+    def __init__(self, eigenvalues, seed=0):
+        q, _ = torch.linalg.qr(torch.randn(len(eigenvalues), len(eigenvalues), dtype=torch.float64,
+                                           generator=torch.Generator().manual_seed(seed)))
+        self.matrix = q @ torch.diag(torch.as_tensor(eigenvalues, dtype=torch.float64)) @ q.T
+        self.dim, self.dtype, self.device, self.hvps = len(eigenvalues), torch.float64, torch.device("cpu"), 0
+
+    def matvec(self, v):
+        self.hvps += 1
+        return self.matrix @ v
+
+
+def test_shifted_power_method_is_not_fooled_by_a_cluster():
+    # like a trained network's Hessian: one large eigenvalue, a bulk near zero, a small negative one.
+    # Shifted by lambda_max the bulk sits at 0.967 of the dominant magnitude: the Rayleigh quotient creeps,
+    # and stopping when it stops changing would report lambda_min ~ 0.
+    bulk = torch.linspace(-0.01, 0.02, 200).tolist()
+    op = DiagonalOperator([7.77, -0.27] + bulk)
+    both = extreme_eigenvalues_power(op, iterations=3000, tol=1e-6)
+    assert both["max"] == pytest.approx(7.77, rel=1e-6)
+    assert both["min"] == pytest.approx(-0.27, abs=1e-3)
+    assert both["converged"] and op.hvps == both["hvps"]
