@@ -50,7 +50,7 @@ def build_parser() -> Parser:
     run.add_argument("--pretrain-epochs", type=int, help="epoch cap of the pretraining phase")
     run.add_argument("--lr", type=float, help="initial learning rate of the true-label phase")
     run.add_argument("--batch-size", type=int)
-    run.add_argument("--seeds", default="0", help="comma-separated seeds or ranges, e.g. 0,1,2 or 0-4")
+    run.add_argument("--seeds", help="comma-separated seeds or ranges, e.g. 0,1,2 or 0-4 (default: the spec's seed, 0)")
     run.add_argument("--out", default=DEFAULT_OUT, help=f"output directory (default: {DEFAULT_OUT})")
     run.add_argument("--device", default="auto", help="auto (cuda when available), cpu or cuda")
     run.add_argument("--workers", type=int, default=1, help="run phases in a local pool of this many processes")
@@ -146,13 +146,16 @@ def cmd_run(args) -> int:
     from .store import Store
 
     experiment = get_experiment(args.experiment)
-    seeds = parse_seeds(args.seeds)
     base = check(resolve_base(args))
+    seeds = parse_seeds(args.seeds) if args.seeds is not None else [base.seed]
     device = pick_device(args.device)
     ws = Workspace(store=None, data_dir=args.data_dir, device=device, quiet=args.quiet)
     specs = [check(s) for s in experiment.cells(base, seeds)] if experiment.cells else [base]
-    for spec in specs:  # load (and so check) every dataset before anything is written
-        ws.dataset(spec)
+    checked = set()
+    for spec in specs:  # load every dataset and build every model once, before anything is written
+        if (spec.data, spec.model) not in checked:
+            checked.add((spec.data, spec.model))
+            ws.skeleton(spec)
     if args.threads < 1:
         raise BadInput(f"--threads must be at least 1, got {args.threads}")
     executor = make_executor(args.executor, args.workers, args.address, args.threads)

@@ -25,6 +25,9 @@ from .store import CorruptCheckpoint, Store, load_checkpoint, save_checkpoint
 from .store.checkpoints import load_model_tensors, load_optimizer, model_tensors
 from .train import callbacks as cb
 from .train import derive_seed, evaluate, train_phase
+from .train.adversarial import pgd_perturbation
+from .train.rank_control import rank_callback
+from .train.regularizers import penalty_of
 
 
 @dataclass(frozen=True)
@@ -156,9 +159,11 @@ def _train(phase: Phase, start: Classifier | None, spec: RunSpec, ws: Workspace)
     if phase.kind == "random-init":
         torch.manual_seed(derive_seed(spec.seed, "random-init"))
         model = ws.skeleton(spec)
-        transform = get_init(spec.init.name).transform
-        if transform is not None:  # e.g. `normal`: weights redrawn from N(0, std^2), generator on the CPU
-            transform(model, spec.init, torch.Generator().manual_seed(derive_seed(spec.seed, "init-transform")))
+        entry = get_init(spec.init.name)
+        if entry.transform is not None:  # e.g. `normal`: weights redrawn from N(0, std^2), generator on the CPU
+            given = {"data": _cpu(data)} if entry.transform_needs_data else {}  # e.g. `lemma1` fits a classifier
+            entry.transform(model, spec.init, torch.Generator().manual_seed(derive_seed(spec.seed, "init-transform")),
+                            **given)
         _finish(phase, model, model, data.x_train, data.y_train, 0, "initialized", 0.0, ws, data)
         return model
 
@@ -187,7 +192,8 @@ def _train(phase: Phase, start: Classifier | None, spec: RunSpec, ws: Workspace)
             model, history, start_epoch = copy.deepcopy(start), [], 0
     store.truncate_epochs(phase.id, start_epoch)
 
-    callbacks = [cb.evaluate_on(data.x_test, data.y_test, "test"), cb.stop_rule(recipe, x, y),
+    rank = rank_callback(recipe, x[:1], start)  # RankMin/RankMax first: later callbacks see the projected model
+    callbacks = [*([rank] if rank else []), cb.evaluate_on(data.x_test, data.y_test, "test"), cb.stop_rule(recipe, x, y),
                  cb.record(store, phase.id, resume_path)]
     if not ws.quiet:
         callbacks.append(cb.progress(f"{phase.kind} {phase.id}", recipe.epochs))
@@ -196,7 +202,8 @@ def _train(phase: Phase, start: Classifier | None, spec: RunSpec, ws: Workspace)
         outcome = PhaseOutcome(start_epoch, stopped, history)
     else:
         outcome = train_phase(model, x, y, recipe, derive_seed(spec.seed, phase.kind),
-                              lambda xb, yb, g: augment(xb, yb, data, g), callbacks, start_epoch, history, restore)
+                              lambda xb, yb, g: augment(xb, yb, data, g), callbacks, start_epoch, history, restore,
+                              penalty_of(recipe), pgd_perturbation(recipe, data))
     if outcome.diverged:
         store.finish_phase(phase.id, "diverged", outcome.epochs, "diverged", None, None, None, _seconds(outcome))
         ws.warn(f"phase {phase.id} diverged (non-finite loss) at epoch {outcome.epochs}")

@@ -245,6 +245,8 @@ def validate(spec: RunSpec) -> RunSpec:
         raise BadInput(f"init std must be positive, got {init.init_std}")
     if init.name == "normal" and init.init_std is None:
         raise BadInput("the normal init needs init.init_std (the standard deviation of every weight)")
+    if init.name == "bias-uniform" and init.bias_uniform is None:
+        raise BadInput("the bias-uniform init needs init.bias_uniform (the half-width a of U(-a, a))")
     if init.bias_uniform is not None and not init.bias_uniform > 0:
         raise BadInput(f"bias_uniform (the half-width a of U(-a, a)) must be positive, got {init.bias_uniform}")
     if init.linear_l2 < 0:
@@ -262,6 +264,8 @@ def validate(spec: RunSpec) -> RunSpec:
             raise BadInput(f"{where}: rank_mode must be none, min or max, rank_threshold > 0 and rank_every >= 1")
         if phase.adversarial_steps < 0 or phase.adversarial_eps < 0 or phase.adversarial_step_size < 0:
             raise BadInput(f"{where}: adversarial_steps, adversarial_eps and adversarial_step_size must be >= 0")
+    if spec.seed < 0:
+        raise BadInput(f"seed must be non-negative, got {spec.seed}")
     if spec.data.train_size is not None and spec.data.train_size < 1:
         raise BadInput(f"train size must be at least 1, got {spec.data.train_size}")
     for name in ("width", "depth"):

@@ -66,7 +66,7 @@ def execute(specs: list[RunSpec], ws: Workspace, executor, label: str = "runs") 
         store.record_run(phases[-1].id, to_dict(spec), [p.id for p in phases])
         for index, phase in enumerate(phases):
             tasks.setdefault(phase.id, (spec, index, phase.parent))
-    ingest(store)  # journals left by a crash
+    ingest(store, skip=store.held_by_others(owner, _alive))  # journals left by a crash
 
     status = {pid: s for pid in tasks if (s := _finished(store, pid, ws))}
     pending = [pid for pid in tasks if pid not in status]
@@ -84,6 +84,11 @@ def execute(specs: list[RunSpec], ws: Workspace, executor, label: str = "runs") 
                     pending.remove(pid)
                     continue
                 if (parent is not None and parent not in status) or not store.claim(pid, owner, _alive):
+                    continue
+                if s := _finished(store, pid, ws):  # another driver finished it since we looked
+                    store.release(pid, owner)
+                    status[pid] = s
+                    pending.remove(pid)
                     continue
                 started += 1
                 if not ws.quiet:
@@ -112,7 +117,7 @@ def execute(specs: list[RunSpec], ws: Workspace, executor, label: str = "runs") 
                     if attempts[pid] >= MAX_ATTEMPTS:
                         raise RuntimeError(f"phase {pid} failed {attempts[pid]} times; last error: {exc!r}") from exc
                     ws.warn(f"phase {pid} stopped ({type(exc).__name__}: {exc}); running it again")
-                ingest(store)
+                ingest(store, only={pid})
                 store.release(pid, owner)
                 if s := _finished(store, pid, ws):
                     status[pid] = s
@@ -124,8 +129,8 @@ def execute(specs: list[RunSpec], ws: Workspace, executor, label: str = "runs") 
                 if pid not in status and (s := _finished(store, pid, ws)):
                     status[pid] = s
             pending = [pid for pid in pending if pid not in status]
-    finally:
-        ingest(store)
-        for pid in tasks:
+    finally:  # phases still in flight (after an error) keep their journals for the next run
+        ingest(store, only=set(tasks) - set(in_flight.values()))
+        for pid in set(tasks) - set(in_flight.values()):
             store.release(pid, owner)
     return [summary(spec, store) for spec in specs]

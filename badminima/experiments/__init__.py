@@ -92,3 +92,4 @@ def run_experiment(exp: Experiment, ctx: Context) -> tuple[list[dict], list[Path
 
 
 from . import bad_minima, complexity, curves, distances, generalization, heuristics, implicit_bias, replication, toy  # noqa: E402,F401  (registration)
+from . import local_minima, norm_bias, ntk_width, rank  # noqa: E402,F401  (registration: paper 004)

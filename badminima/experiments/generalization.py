@@ -147,19 +147,25 @@ def family_cells(base: RunSpec, seeds: list[int]) -> list[RunSpec]:
     return [s for _, s in family(spec, proto, seeds)]
 
 
+def check_normalizable(ctx: Context, spec: RunSpec) -> None:
+    """BadInput before any training if the architecture cannot be normalized layer-wise (not a chain of
+    linear/conv layers and positively homogeneous modules: residual or dense nets)."""
+    normalized_network(ctx.ws.skeleton(spec))
+
+
 def family_records(ctx: Context) -> list[dict]:
     base, proto = experiment_base(ctx.base, ctx.preset)
+    check_normalizable(ctx, base)
     cells = family(base, proto, ctx.seeds)
     summaries = train_grid(ctx, [spec for _, spec in cells], "generalization puzzles")
-    return [{**label, "seed": spec.seed, **measure_network(ctx, spec, summary)}
+    return [{**label, "seed": spec.seed, **measure_network(ctx, spec, summary, label["family"] == "random labels")}
             for (label, spec), summary in zip(cells, summaries)]
 
 
-def measure_network(ctx: Context, spec: RunSpec, summary: dict) -> dict:
-    """Losses (unnormalized and layer-wise normalized), errors and norms of a run's final network. A run
-    whose only training is its pretraining (the random-label network) is measured on its pretraining labels."""
+def measure_network(ctx: Context, spec: RunSpec, summary: dict, on_random_labels: bool = False) -> dict:
+    """Losses (unnormalized and layer-wise normalized), errors and norms of a run's final network. The
+    random-label network (trained only in its pretraining phase) is measured on its pretraining labels."""
     phases = plan(spec)
-    on_random_labels = spec.recipe.epochs == 0 and len(phases) == 3
     reached_phase = ctx.store.phase(phases[1 if on_random_labels else -1].id) or {}
     reference = (spec.init.pretrain if on_random_labels else spec.recipe).stop_at_train_loss
     out = {"run_id": summary["run_id"], "status": summary["status"], "reference_loss": reference,
@@ -324,7 +330,7 @@ def norm_render(folder: Path, store: Store, records: list[dict], scale: str) -> 
     """norm-vs-error.png (Figure 4c / 13: test error and test loss against the product of Frobenius norms;
     Figure 4b: test error against the normalized test loss) and norm-vs-error.md."""
     folder.mkdir(parents=True, exist_ok=True)
-    points = _measured(records)
+    points = [r for r in _measured(records) if r["train_labels"] == "true"]  # as Figure 13: true-label networks
 
     def groups(x_key, y_key):
         return {fam: ([r[x_key] for r in points if r["family"] == fam], [r[y_key] for r in points if r["family"] == fam],
@@ -343,8 +349,9 @@ def norm_render(folder: Path, store: Store, records: list[dict], scale: str) -> 
                                f"Paper 001: test error and loss vs the product of Frobenius norms\n{scale}")
     text = ("# norm-vs-error: paper 001 Figures 4 and 13\n\n"
             f"Ours: {scale}. The networks of `normalized-loss` (same training loss); product of the Frobenius norms "
-            "of the weight matrices (biases excluded). Paper 001: test error grows with the product (Figure 13, "
-            "CIFAR-10 at train loss 0.0044).\n\n" + markdown_table(CORRELATION_HEADER, norm_correlations(records))
+            "of the weight matrices (biases excluded). The figure shows the networks trained on the true labels (as "
+            "Figure 13); the random-label network is in the tables. Paper 001: test error grows with the product "
+            "(Figure 13, CIFAR-10 at train loss 0.0044).\n\n" + markdown_table(CORRELATION_HEADER, norm_correlations(records))
             + "\n## Every network\n\n" + markdown_table(NETWORK_HEADER, network_rows(records)))
     md = folder / "norm-vs-error.md"
     md.write_text(text)
@@ -358,15 +365,18 @@ def sizes(full: int, proto: Protocol) -> list[int]:
 
 
 def gap_specs(base: RunSpec, proto: Protocol, full: int, seeds: list[int]) -> list[RunSpec]:
-    """One default-init network per (seed, size), trained to the reference loss; a subset gets as many SGD
-    steps in its epoch cap as the whole training split gets in the recipe's."""
+    """One default-init network per (seed, size), trained to the reference loss. A subset's epoch cap and
+    learning-rate milestones are stretched by the ratio of SGD steps per epoch (rounded down), so that its
+    schedule in steps is about the whole training split's."""
     batch = base.recipe.batch_size
     out = []
     for seed in seeds:
         for n in sizes(full, proto):
-            epochs = math.ceil(base.recipe.epochs * math.ceil(full / batch) / math.ceil(n / batch))
+            stretch = math.ceil(full / batch) // math.ceil(n / batch)
+            recipe = replace(base.recipe, epochs=base.recipe.epochs * stretch,
+                             lr_milestones=tuple(m * stretch for m in base.recipe.lr_milestones))
             out.append(replace(base, data=replace(base.data, train_size=None if n == full else n), init=InitSpec(),
-                               recipe=replace(base.recipe, epochs=epochs), seed=seed))
+                               recipe=recipe, seed=seed))
     return out
 
 
@@ -378,6 +388,7 @@ def gap_cells(base: RunSpec, seeds: list[int]) -> list[RunSpec]:
 def gap_records(ctx: Context) -> list[dict]:
     base, proto = experiment_base(ctx.base, ctx.preset)
     full = len(ctx.ws.dataset(replace(base, data=replace(base.data, train_size=None))).y_train)
+    check_normalizable(ctx, base)
     specs = gap_specs(base, proto, full, ctx.seeds)
     summaries = train_grid(ctx, specs, "gap-vs-n")
     out = []

@@ -25,14 +25,17 @@ class InitEntry:
     # when those all have their defaults (the random-init phase's id includes just those fields).
     transform: Callable[[torch.nn.Module, InitSpec, torch.Generator], None] | None = None
     transform_fields: tuple[str, ...] = ()
+    # True: `transform` is also given the training set, transform(model, init spec, generator, data=Dataset on the
+    # CPU) (`lemma1` fits a linear classifier on it); the random-init phase's id includes the data spec anyway
+    transform_needs_data: bool = False
 
 
 INITS: dict[str, InitEntry] = {}
 
 
 def register_init(name: str, description: str, pretraining_data=None, transform=None,
-                  transform_fields: tuple[str, ...] = ()) -> None:
-    INITS[name] = InitEntry(name, description, pretraining_data, transform, transform_fields)
+                  transform_fields: tuple[str, ...] = (), transform_needs_data: bool = False) -> None:
+    INITS[name] = InitEntry(name, description, pretraining_data, transform, transform_fields, transform_needs_data)
 
 
 def list_inits(pattern: str = "*") -> list[str]:
@@ -80,3 +83,5 @@ register_init("normal", "paper 001 appendix B: every weight and bias of linear/c
 register_init("partial-random-labels", "paper 001 appendix C: pretrain on the training set with a fraction "
               "random_label_fraction of random labels (Algorithm 1 with R=1, N=0); from N(0, init_std^2) if set",
               _partial_random_labels, transform=_normal_weights, transform_fields=("init_std",))
+
+from . import lemma1, paper004  # noqa: E402,F401  (registration: paper 004's inits)

@@ -69,4 +69,4 @@ def num_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-from . import densenet, mlp, puzzles_cnn, resnet, small_cnn, vgg  # noqa: E402,F401  (registration)
+from . import densenet, mlp, puzzles_cnn, resnet, small_cnn, vgg, wide_resnet  # noqa: E402,F401  (registration)

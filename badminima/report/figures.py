@@ -95,6 +95,7 @@ def bars_figure(path: Path, groups: list[str], series: dict[str, list[list[float
     for k, (label, values) in enumerate(series.items()):
         mean = np.array([np.mean(v) for v in values])
         err = np.array([[m - min(v) for m, v in zip(mean, values)], [max(v) - m for m, v in zip(mean, values)]])
+        err = np.clip(err, 0.0, None)  # the mean of equal values can differ from them in the last bit
         ax.bar(np.arange(len(groups)) + k * width, mean, width, yerr=err, label=label, capsize=3)
     ax.set_xticks(np.arange(len(groups)) + width * (len(series) - 1) / 2, groups, fontsize=8)
     if logy:

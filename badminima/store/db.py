@@ -149,6 +149,11 @@ class Store:
             c.execute("INSERT OR REPLACE INTO claims VALUES (?,?,?)", (phase_id, owner, time.time()))
             return True
 
+    def held_by_others(self, owner: str, is_alive) -> set[str]:
+        """Phases claimed by live owners other than `owner`."""
+        rows = self.conn.execute("SELECT phase_id, owner, heartbeat FROM claims WHERE owner != ?", (owner,))
+        return {r[0] for r in rows if is_alive(r[1], r[2])}
+
     def release(self, phase_id: str, owner: str) -> None:
         with self.transaction() as c:
             c.execute("DELETE FROM claims WHERE phase_id=? AND owner=?", (phase_id, owner))

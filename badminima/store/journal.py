@@ -3,7 +3,8 @@
 A worker's `Journal` answers the reads of `runs.py` like a `Store` (from a private in-memory copy
 of the rows it touches, loaded from the read-only database) and appends every write as one JSON
 line, flushed and fsynced, to `journal/<name>.jsonl`. The driver, the database's only writer,
-replays the journals with `ingest` after each task and before it dispatches anything, so a crash
+replays a task's journal with `ingest` when the task returns (or dies), and at its start those of
+tasks that no live driver holds, so a crash
 of either loses no finished epoch. Replaying is idempotent (every write is an upsert or a delete),
 so a crash during `ingest` is harmless: the journal is removed only after it has been applied.
 """
@@ -71,11 +72,17 @@ class Journal:
         return write
 
 
-def ingest(store: Store) -> int:
-    """Apply every journal in the store's directory to it, then remove them; returns lines applied."""
+def ingest(store: Store, only=None, skip=()) -> int:
+    """Apply the journals in the store's directory to it, then remove them; returns lines applied.
+
+    Only journals that no worker is writing may be ingested: `only` names the tasks (phase ids)
+    to take, `skip` those to leave (phases that another live driver holds)."""
     folder = store.dir / FOLDER
     applied = 0
-    for path in sorted(folder.glob("*.jsonl"), key=lambda p: (p.stat().st_mtime, p.name)) if folder.is_dir() else []:
+    paths = sorted(folder.glob("*.jsonl"), key=lambda p: (p.stat().st_mtime, p.name)) if folder.is_dir() else []
+    for path in paths:
+        if (only is not None and path.stem not in only) or path.stem in skip:
+            continue
         for line in path.read_text().splitlines():
             try:
                 name, args = json.loads(line)

@@ -69,8 +69,12 @@ def train_phase(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, phase:
                 augment: Callable[[torch.Tensor, torch.Tensor, torch.Generator], tuple[torch.Tensor, torch.Tensor]] | None,
                 callbacks: list[Callable[[EpochState], None]], start_epoch: int = 0,
                 history: list[dict] | None = None, optimizer_state: Callable | None = None,
-                penalty: Callable[[torch.nn.Module], torch.Tensor] | None = None) -> PhaseOutcome:
-    """Train `model` on (x, y) for epochs start_epoch+1 .. phase.epochs, or until a callback stops it."""
+                penalty: Callable[[torch.nn.Module], torch.Tensor] | None = None,
+                perturb: Callable[[torch.nn.Module, torch.Tensor, torch.Tensor, torch.Generator], torch.Tensor] | None = None,
+                ) -> PhaseOutcome:
+    """Train `model` on (x, y) for epochs start_epoch+1 .. phase.epochs, or until a callback stops it.
+    `penalty(model)` is added to every batch's loss; `perturb(model, xb, yb, generator)` replaces every
+    (augmented) batch's inputs before the step (adversarial training)."""
     opt = torch.optim.SGD(model.parameters(), lr=phase.lr, momentum=phase.momentum,
                           weight_decay=phase.weight_decay)
     if optimizer_state is not None:
@@ -92,6 +96,8 @@ def train_phase(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, phase:
             xb, yb = x[idx], y[idx]
             if phase.augment and augment is not None:
                 xb, yb = augment(xb, yb, g)
+            if perturb is not None:
+                xb = perturb(model, xb, yb, g)
             out = model(xb)
             loss = F.cross_entropy(out, yb)
             objective = loss + penalty(model) if penalty is not None else loss

@@ -57,3 +57,17 @@ def test_kernel_comparisons():
     assert ntk_relative_change(3 * k0, k0) == pytest.approx(2.0)
     change = ntk_change(_model(0), _model(1), x)
     assert change["relative_change"] == pytest.approx(ntk_relative_change(k1, k0))
+
+
+def test_linear_layer_path_equals_the_jacobian_contraction():
+    from badminima.measures.ntk import _linear_layers_ntk, jacobian_ntk
+
+    torch.manual_seed(3)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(6, 9), torch.nn.ReLU(), torch.nn.Linear(9, 7),
+                                torch.nn.Tanh(), torch.nn.Linear(7, 4, bias=False)).double()
+    x = torch.randn(5, 2, 3, dtype=torch.double)
+    fast = _linear_layers_ntk(model, x)
+    assert fast is not None
+    assert torch.allclose(fast, jacobian_ntk(model, x), atol=1e-10)
+    conv = torch.nn.Sequential(torch.nn.Conv1d(1, 2, 3), torch.nn.Flatten(), torch.nn.Linear(8, 3)).double()
+    assert _linear_layers_ntk(conv, torch.randn(4, 1, 6, dtype=torch.double)) is None  # falls back

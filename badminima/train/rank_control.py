@@ -1,0 +1,133 @@
+"""RankMin and RankMax (paper 004, section 5 and appendix A.7): low- and high-rank projections of every
+linear and convolution layer, applied by a training callback after every k-th epoch of a phase.
+
+For singular values s of a layer's operator and a threshold t:
+- RankMin: s_i -> 0 if s_i < t, else s_i ("setting each singular value below some threshold to zero");
+- RankMax: s_i -> min(s_i, t) ("the minimum of some chosen constant and the true singular value"),
+  which flattens the spectrum and so raises the effective rank ||s||_1 / ||s||_2.
+The paper gives no constants. Ours: t = rank_threshold * (the layer's largest singular value at the start of
+the phase), fixed for the phase - a threshold relative to the current largest value would compound under
+RankMax (each application would shrink the top of the spectrum by the same factor again).
+
+Linear layers: the SVD of the weight matrix, exact. Convolutions: as the paper, by the method of Sedghi
+et al. (2018): the operator on the layer's input size with circular padding is block-diagonalized by
+the FFT of the kernel zero-padded to that size; each frequency's (out x in) block is changed through
+its SVD, transformed back, and the kernel is cut back to its original k x k support (the projected
+operator generally needs larger filters, so after the cut its singular values only approximate the
+target). Strided convolutions are treated as their stride-1 operator. Biases are left alone.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch import nn
+
+from ..measures.layers import CONVOLUTIONS, input_sizes, weight_layers
+from ..measures.norms import conv_singular_values
+from ..spec import PhaseSpec
+from .loop import EpochState
+
+MODES = ("min", "max")
+
+
+def rank_min(s: torch.Tensor, threshold: float) -> torch.Tensor:
+    """RankMin on singular values: those below `threshold` set to zero."""
+    return torch.where(s < threshold, torch.zeros_like(s), s)
+
+
+def rank_max(s: torch.Tensor, threshold: float) -> torch.Tensor:
+    """RankMax on singular values: clipped from above at `threshold`."""
+    return s.clamp(max=threshold)
+
+
+def _rule(mode: str) -> Callable[[torch.Tensor, float], torch.Tensor]:
+    if mode not in MODES:
+        raise ValueError(f"unknown rank mode {mode!r} (known: {', '.join(MODES)})")
+    return rank_min if mode == "min" else rank_max
+
+
+def project_matrix(weight: torch.Tensor, mode: str, threshold: float) -> torch.Tensor:
+    """The matrix U f(S) V^T for weight = U S V^T, f the RankMin/RankMax rule (computed in float64)."""
+    u, s, vh = torch.linalg.svd(weight.double(), full_matrices=False)
+    return ((u * _rule(mode)(s, threshold)) @ vh).to(weight.dtype)
+
+
+def project_circular_operator(weight: torch.Tensor, input_size: tuple[int, ...], mode: str,
+                              threshold: float) -> torch.Tensor:
+    """The full-size kernel (out, in, *input_size) whose circular convolution operator on `input_size` has the
+    singular values f(s) of the kernel's own (stride-1) operator (Sedghi et al. 2018, "Clip_OperatorNorm"), before
+    any cut."""
+    d = weight.dim() - 2
+    size = tuple(input_size)
+    if any(k > n for k, n in zip(weight.shape[2:], size)):
+        raise ValueError(f"kernel {tuple(weight.shape[2:])} larger than the input {size}")
+    spatial = tuple(range(2, 2 + d))
+    spectrum = torch.fft.fftn(weight.double(), s=size, dim=spatial)  # (out, in, *n)
+    blocks = spectrum.permute(*spatial, 0, 1)  # (*n, out, in)
+    u, s, vh = torch.linalg.svd(blocks, full_matrices=False)
+    changed = (u * _rule(mode)(s, threshold).unsqueeze(-2).to(u.dtype)) @ vh
+    back = list(range(d, d + 2)) + list(range(d))
+    return torch.fft.ifftn(changed.permute(*back), dim=spatial).real
+
+
+def project_convolution(weight: torch.Tensor, input_size: tuple[int, ...], mode: str, threshold: float) -> torch.Tensor:
+    """RankMin/RankMax of a convolution kernel: the projected circular operator cut back to the kernel's support."""
+    full = project_circular_operator(weight, input_size, mode, threshold)
+    index = (slice(None), slice(None)) + tuple(slice(0, k) for k in weight.shape[2:])
+    return full[index].to(weight.dtype)
+
+
+def _layers_and_sizes(model: nn.Module, sample: torch.Tensor | None):
+    layers = weight_layers(model)
+    convs = [name for name, m in layers.items() if isinstance(m, CONVOLUTIONS)]
+    sizes = input_sizes(model, sample) if sample is not None and convs else {}
+    for name in convs:
+        layer = layers[name]
+        if name not in sizes:
+            raise ValueError(f"convolution {name}: pass a sample input to find its input size")
+        if layer.groups != 1 or any(x != 1 for x in layer.dilation):
+            raise ValueError(f"convolution {name}: only groups=1 and dilation 1 are supported")
+    return layers, sizes
+
+
+@torch.no_grad()
+def largest_singular_values(model: nn.Module, sample: torch.Tensor | None = None) -> dict[str, float]:
+    """The largest singular value of every linear layer's matrix and every convolution's stride-1 circular operator
+    on its input size (seen on `sample`)."""
+    layers, sizes = _layers_and_sizes(model, sample)
+    return {name: float(conv_singular_values(m.weight.detach().double(), sizes[name], 1)[0] if name in sizes
+                        else torch.linalg.svdvals(m.weight.detach().double())[0]) for name, m in layers.items()}
+
+
+def relative_thresholds(model: nn.Module, fraction: float, sample: torch.Tensor | None = None) -> dict[str, float]:
+    """fraction x each layer's largest singular value: the absolute thresholds of `apply_rank_control`."""
+    return {name: fraction * s for name, s in largest_singular_values(model, sample).items()}
+
+
+@torch.no_grad()
+def apply_rank_control(model: nn.Module, mode: str, thresholds: dict[str, float], sample: torch.Tensor | None = None) -> None:
+    """Replace the weight of every linear and convolution layer of `model` by its RankMin ("min") or RankMax ("max")
+    projection with the layer's threshold (by layer name), in place. Convolutions need `sample` (one input)."""
+    layers, sizes = _layers_and_sizes(model, sample)
+    for name, layer in layers.items():
+        w = layer.weight
+        if name in sizes:
+            w.copy_(project_convolution(w, sizes[name], mode, thresholds[name]))
+        else:
+            w.copy_(project_matrix(w, mode, thresholds[name]))
+
+
+def rank_callback(phase: PhaseSpec, sample: torch.Tensor, reference: nn.Module) -> Callable[[EpochState], None] | None:
+    """A callback applying the phase's RankMin/RankMax after every `rank_every`-th epoch (None when off), with
+    thresholds rank_threshold x the largest singular values of `reference` (the model the phase starts from). It
+    must run before the callbacks that evaluate, so that the recorded metrics are those of the projected model."""
+    if phase.rank_mode == "none":
+        return None
+    thresholds = relative_thresholds(reference, phase.rank_threshold, sample)
+
+    def callback(state: EpochState) -> None:
+        if state.epoch % phase.rank_every == 0:
+            apply_rank_control(state.model, phase.rank_mode, thresholds, sample)
+            state.metrics["rank_projected"] = 1.0
+    return callback
