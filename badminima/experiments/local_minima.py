@@ -153,8 +153,9 @@ def render(folder: Path, store: Store, recs: list[dict], scale: str) -> list[Pat
     folder.mkdir(parents=True, exist_ok=True)
     paper_rows = []
     for row, values in TABLE1.items():
-        paper_rows.append(["Table 1 (MLP, CIFAR-10)", row, *values])
-    for row, (l0, g0, l1, g1) in TABLE5.items():
+        paper_rows.append(["Table 1 (MLP, CIFAR-10)", row, *(f"{v:.5g}" for v in values)])
+    for row, values in TABLE5.items():
+        l0, g0, l1, g1 = (f"{v:.6g}" for v in values)
         paper_rows.append(["Table 5 (ResNet-18, CIFAR-10)", row, l0, g0, None, l1, g1, None])
     text = (f"# local-minima: paper 004 Table 1 (and Tables 5-7)\n\nOurs: {scale}. Full-batch gradient descent; "
             "loss and gradient norm on the whole training set, Hessian eigenvalues by Lanczos (and, as the paper, by "

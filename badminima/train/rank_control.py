@@ -14,7 +14,8 @@ et al. (2018): the operator on the layer's input size with circular padding is b
 the FFT of the kernel zero-padded to that size; each frequency's (out x in) block is changed through
 its SVD, transformed back, and the kernel is cut back to its original k x k support (the projected
 operator generally needs larger filters, so after the cut its singular values only approximate the
-target). Strided convolutions are treated as their stride-1 operator. Biases are left alone.
+target). Strided convolutions are treated as their stride-1 operator, and a kernel larger than its input on
+the operator of the kernel's size. Biases are left alone.
 """
 from __future__ import annotations
 
@@ -71,9 +72,15 @@ def project_circular_operator(weight: torch.Tensor, input_size: tuple[int, ...],
     return torch.fft.ifftn(changed.permute(*back), dim=spatial).real
 
 
+def operator_size(weight: torch.Tensor, input_size: tuple[int, ...]) -> tuple[int, ...]:
+    """The size on which a convolution's operator is taken: its input size, enlarged to the kernel where the kernel
+    is larger (a 3x3 kernel on the 1x1 or 2x2 maps of a small-input ResNet's last stage)."""
+    return tuple(max(n, k) for n, k in zip(input_size, weight.shape[2:]))
+
+
 def project_convolution(weight: torch.Tensor, input_size: tuple[int, ...], mode: str, threshold: float) -> torch.Tensor:
     """RankMin/RankMax of a convolution kernel: the projected circular operator cut back to the kernel's support."""
-    full = project_circular_operator(weight, input_size, mode, threshold)
+    full = project_circular_operator(weight, operator_size(weight, input_size), mode, threshold)
     index = (slice(None), slice(None)) + tuple(slice(0, k) for k in weight.shape[2:])
     return full[index].to(weight.dtype)
 
@@ -96,7 +103,8 @@ def largest_singular_values(model: nn.Module, sample: torch.Tensor | None = None
     """The largest singular value of every linear layer's matrix and every convolution's stride-1 circular operator
     on its input size (seen on `sample`)."""
     layers, sizes = _layers_and_sizes(model, sample)
-    return {name: float(conv_singular_values(m.weight.detach().double(), sizes[name], 1)[0] if name in sizes
+    return {name: float(conv_singular_values(m.weight.detach().double(), operator_size(m.weight, sizes[name]), 1)[0]
+                        if name in sizes
                         else torch.linalg.svdvals(m.weight.detach().double())[0]) for name, m in layers.items()}
 
 

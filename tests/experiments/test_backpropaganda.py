@@ -21,7 +21,8 @@ from badminima.runs import Workspace, load_final, plan
 from badminima.spec import DataSpec, InitSpec, ModelSpec, PhaseSpec, RunSpec
 from badminima.store import Store
 from badminima.train.adversarial import pgd_perturbation
-from badminima.train.rank_control import apply_rank_control, project_circular_operator, project_matrix
+from badminima.train.rank_control import (apply_rank_control, project_circular_operator, project_matrix,
+                                          relative_thresholds)
 
 DATA = DataSpec("mnist1d", train_size=400)
 LINEAR_L2 = 1e-3
@@ -196,6 +197,12 @@ def test_apply_rank_control_on_a_convolution_needs_its_input_size():
     with pytest.raises(ValueError, match="sample"):
         apply_rank_control(model, "max", {name: 1.0 for name in ("net.0", "net.2", "net.5")})
     apply_rank_control(model, "max", {name: 1.0 for name in ("net.0", "net.2", "net.5")}, torch.rand(1, 1, 8, 8))
+    # ResNet-18 on 8x8 inputs: strided convolutions, 1x1 shortcuts and 3x3 kernels on 1x1 maps
+    resnet, x = build_model("resnet18", (1, 8, 8), 10, torch.zeros(1), torch.ones(1), width=4), torch.rand(2, 1, 8, 8)
+    thresholds = relative_thresholds(resnet, 0.5, x[:1])
+    assert len(thresholds) == 21 and all(t > 0 for t in thresholds.values())
+    apply_rank_control(resnet, "min", thresholds, x[:1])
+    assert torch.isfinite(resnet.eval()(x)).all()
 
 
 def test_adversarial_batches_stay_in_the_budget_and_raise_the_loss(ws):
