@@ -3,9 +3,10 @@
 Both train the four runs of `badminima run bad-minima` (random / adversarial init x vanilla / SOTA)
 on the same specs and epoch caps. The naive loop is how such code is usually written: a DataLoader
 over a TensorDataset, a full pass over the training set for accuracy every epoch, one run after
-another (so each adversarial run fits its own adversarial init). Our engine: in-memory batching,
+another (so each adversarial run fits its own adversarial init), torch's default threads. Our engine:
+in-memory batching,
 the full accuracy pass only when the running estimate reaches 95%, the shared pretraining phase,
-and the phases spread over a local pool of 2 workers (1 torch thread each).
+and the phases spread over a local pool of 2 workers (1 torch thread each), pretraining first.
 
     python benchmarks/engine_vs_naive.py            # scaled caps (pretrain 60, true labels 80 epochs)
     python benchmarks/engine_vs_naive.py --full     # the main job's caps (pretrain 250, 300 epochs)
@@ -61,7 +62,7 @@ def naive_train(model, x, y, data, phase, x_test, y_test, seed):
 
 
 def naive(specs):
-    torch.set_num_threads(1)
+    """Torch's default thread count (all cores), as a plain script gets."""
     for spec in specs:
         data = load_dataset(spec.data.name)
         mean, std = data.standardization()

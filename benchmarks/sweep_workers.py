@@ -1,7 +1,7 @@
 """Target 5: sweep throughput with 2 local workers against 1 (target: at least 1.7x).
 
 The sweep is `badminima run heuristics` (8 recipes x random/adversarial init) at reduced epoch caps,
-on 2 seeds: 34 phases. Each configuration runs in a fresh output directory through the scheduler and
+on 2 seeds: 32 runs (36 phases). Each configuration runs in a fresh output directory through the scheduler and
 the process pool (1 torch thread per worker). Prints runs per hour for each and their ratio.
 
     python benchmarks/sweep_workers.py

@@ -36,8 +36,14 @@ class InProcess:
 def _init_worker(threads: int) -> None:
     import torch
 
+    from . import task  # noqa: F401  (the heavy imports, once, at start-up)
+
     torch.set_num_threads(threads)
     _die_with_parent()
+
+
+def _ready() -> None:
+    pass
 
 
 def _die_with_parent() -> None:
@@ -63,8 +69,11 @@ class Pool:
         self._pool = self._new()
 
     def _new(self) -> cf.ProcessPoolExecutor:
-        return cf.ProcessPoolExecutor(self.slots, mp_context=multiprocessing.get_context("spawn"),
+        pool = cf.ProcessPoolExecutor(self.slots, mp_context=multiprocessing.get_context("spawn"),
                                       initializer=_init_worker, initargs=(self.threads,))
+        for _ in range(self.slots):  # start every worker now, while the driver prepares, not on first need
+            pool.submit(_ready)
+        return pool
 
     def submit(self, fn, *args) -> cf.Future:
         return self._pool.submit(fn, *args)

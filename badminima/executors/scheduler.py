@@ -69,7 +69,14 @@ def execute(specs: list[RunSpec], ws: Workspace, executor, label: str = "runs") 
     ingest(store, skip=store.held_by_others(owner, _alive))  # journals left by a crash
 
     status = {pid: s for pid in tasks if (s := _finished(store, pid, ws))}
-    pending = [pid for pid in tasks if pid not in status]
+    # phases that others start from go first (a pretraining before the runs that need no pretraining),
+    # so that the workers are not all busy with leaves while the longest chain waits
+    below = {pid: 0 for pid in tasks}
+    for pid in reversed(list(tasks)):
+        parent = tasks[pid][2]
+        if parent is not None:
+            below[parent] += 1 + below[pid]
+    pending = sorted((pid for pid in tasks if pid not in status), key=lambda pid: -below[pid])
     attempts: dict[str, int] = {}
     in_flight: dict[cf.Future, str] = {}
     total, started = len(pending), 0

@@ -91,5 +91,5 @@ def run_experiment(exp: Experiment, ctx: Context) -> tuple[list[dict], list[Path
     return records, paths, scale
 
 
-from . import bad_minima, complexity, curves, distances, generalization, heuristics, implicit_bias, replication, toy  # noqa: E402,F401  (registration)
+from . import bad_minima, complexity, curves, distances, gap_vs_n, generalization, heuristics, implicit_bias, norm_vs_error, replication, toy  # noqa: E402,F401  (registration)
 from . import local_minima, norm_bias, ntk_width, rank  # noqa: E402,F401  (registration: paper 004)

@@ -7,10 +7,8 @@ its test loss.
   for some epochs on labels of which a fraction p is random, then training on the true labels (Figure 5);
   plus one network trained on random labels only (the red point). Test against train cross-entropy,
   before and after layer-wise Frobenius normalization (`measures.normalized`), with the least-squares line.
-- `norm-vs-error` (Figure 4c, Figure 13): the same networks' test error and test loss against the product
-  of their layers' Frobenius norms.
-- `gap-vs-n` (appendix I, Figure 19): normalized and unnormalized train and test loss, and their gap, as
-  the training set grows (seeded subsets of the training split).
+(`norm-vs-error`, Figures 4c and 13, on the same networks, is in norm_vs_error.py.)
+(`gap-vs-n`, appendix I, Figure 19, is in gap_vs_n.py and shares this module's protocol.)
 
 Choices, where the paper leaves room:
 - A network is the first snapshot (epoch) whose un-augmented training cross-entropy is at or below the
@@ -35,13 +33,12 @@ import math
 from dataclasses import dataclass, fields, is_dataclass, replace
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from ..measures import (normalization_factors, normalized_cross_entropy, normalized_network,
                         product_of_frobenius_norms)
 from ..presets import base_spec
-from ..report.figures import least_squares_line, scatter_figure, series_figure
+from ..report.figures import least_squares_line, scatter_figure
 from ..report.tables import markdown_table
 from ..runs import load_final, plan, pretraining_data
 from ..spec import InitSpec, ModelSpec, PhaseSpec, RunSpec
@@ -296,169 +293,7 @@ def loss_render(folder: Path, store: Store, records: list[dict], scale: str) -> 
 
 # ---- norm-vs-error -----------------------------------------------------------------------------------
 
-def spearman(a: list[float], b: list[float]) -> float | None:
-    """Spearman's rank correlation (average ranks for ties)."""
-    if len(a) < 3:
-        return None
-    from scipy.stats import spearmanr
-
-    return float(spearmanr(a, b).statistic)
-
-
-def norm_correlations(records: list[dict]) -> list[list]:
-    points = _measured(records)
-    rows = []
-    for which, rs in (("all networks", points), ("true labels only", [r for r in points if r["train_labels"] == "true"])):
-        norms = [r["product_of_frobenius_norms"] for r in rs]
-        rows.append([which, len(rs), _fmt(spearman(norms, [r["test_error_percent"] for r in rs]), 3),
-                     _fmt(spearman(norms, [r["test_loss"] for r in rs]), 3)])
-    return rows
-
-
-CORRELATION_HEADER = ["networks", "points", "Spearman: norms vs test error", "Spearman: norms vs test loss"]
-
-
-def norm_table(records: list[dict]) -> tuple[list[str], list[list]]:
-    header = ["family", "value", "seed", "train loss", "prod. Frobenius norms", "test err %", "test loss"]
-    rows = [[r["family"], r["value"], r["seed"], _fmt(r.get("train_loss")), _fmt(r.get("product_of_frobenius_norms"), 5),
-             _fmt(r.get("test_error_percent"), 3), _fmt(r.get("test_loss"))] for r in records]
-    rows += [[f"Spearman ({c[0]})", "", "", "", "", c[2], c[3]] for c in norm_correlations(records)]
-    return header, rows
-
-
-def norm_render(folder: Path, store: Store, records: list[dict], scale: str) -> list[Path]:
-    """norm-vs-error.png (Figure 4c / 13: test error and test loss against the product of Frobenius norms;
-    Figure 4b: test error against the normalized test loss) and norm-vs-error.md."""
-    folder.mkdir(parents=True, exist_ok=True)
-    points = [r for r in _measured(records) if r["train_labels"] == "true"]  # as Figure 13: true-label networks
-
-    def groups(x_key, y_key):
-        return {fam: ([r[x_key] for r in points if r["family"] == fam], [r[y_key] for r in points if r["family"] == fam],
-                      [_label(r) for r in points if r["family"] == fam]) for fam in FAMILIES
-                if any(r["family"] == fam for r in points)}
-
-    panels = [{"groups": groups("product_of_frobenius_norms", "test_error_percent"), "colors": COLORS, "logx": True,
-               "xlabel": "product of layer Frobenius norms (unnormalized network)", "ylabel": "test error (%)",
-               "title": "Figure 4c / 13"},
-              {"groups": groups("product_of_frobenius_norms", "test_loss"), "colors": COLORS, "logx": True,
-               "xlabel": "product of layer Frobenius norms (unnormalized network)",
-               "ylabel": "test cross-entropy (unnormalized network)", "title": "test loss vs norms"},
-              {"groups": groups("normalized_test_loss", "test_error_percent"), "colors": COLORS,
-               "xlabel": "test cross-entropy (normalized network)", "ylabel": "test error (%)", "title": "Figure 4b"}]
-    figure, _ = scatter_figure(folder / "norm-vs-error.png", panels,
-                               f"Paper 001: test error and loss vs the product of Frobenius norms\n{scale}")
-    text = ("# norm-vs-error: paper 001 Figures 4 and 13\n\n"
-            f"Ours: {scale}. The networks of `normalized-loss` (same training loss); product of the Frobenius norms "
-            "of the weight matrices (biases excluded). The figure shows the networks trained on the true labels (as "
-            "Figure 13); the random-label network is in the tables. Paper 001: test error grows with the product "
-            "(Figure 13, CIFAR-10 at train loss 0.0044).\n\n" + markdown_table(CORRELATION_HEADER, norm_correlations(records))
-            + "\n## Every network\n\n" + markdown_table(NETWORK_HEADER, network_rows(records)))
-    md = folder / "norm-vs-error.md"
-    md.write_text(text)
-    return [md, figure]
-
-
-# ---- gap-vs-n ----------------------------------------------------------------------------------------
-
-def sizes(full: int, proto: Protocol) -> list[int]:
-    return sorted({max(1, min(full, round(f * full))) for f in proto.size_fractions})
-
-
-def gap_specs(base: RunSpec, proto: Protocol, full: int, seeds: list[int]) -> list[RunSpec]:
-    """One default-init network per (seed, size), trained to the reference loss. A subset's epoch cap and
-    learning-rate milestones are stretched by the ratio of SGD steps per epoch (rounded down), so that its
-    schedule in steps is about the whole training split's."""
-    batch = base.recipe.batch_size
-    out = []
-    for seed in seeds:
-        for n in sizes(full, proto):
-            stretch = math.ceil(full / batch) // math.ceil(n / batch)
-            recipe = replace(base.recipe, epochs=base.recipe.epochs * stretch,
-                             lr_milestones=tuple(m * stretch for m in base.recipe.lr_milestones))
-            out.append(replace(base, data=replace(base.data, train_size=None if n == full else n), init=InitSpec(),
-                               recipe=recipe, seed=seed))
-    return out
-
-
-def gap_cells(base: RunSpec, seeds: list[int]) -> list[RunSpec]:
-    spec, _ = experiment_base(base, "cpu")
-    return [replace(spec, data=replace(spec.data, train_size=None), seed=seed) for seed in seeds]
-
-
-def gap_records(ctx: Context) -> list[dict]:
-    base, proto = experiment_base(ctx.base, ctx.preset)
-    full = len(ctx.ws.dataset(replace(base, data=replace(base.data, train_size=None))).y_train)
-    check_normalizable(ctx, base)
-    specs = gap_specs(base, proto, full, ctx.seeds)
-    summaries = train_grid(ctx, specs, "gap-vs-n")
-    out = []
-    for spec, summary in zip(specs, summaries):
-        r = {"family": "true labels", "value": spec.data.train_size or full, "seed": spec.seed,
-             **measure_network(ctx, spec, summary)}
-        if r.get("normalized_train_loss") is not None:
-            r["gap"] = r["test_loss"] - r["train_loss"]
-            r["normalized_gap"] = r["normalized_test_loss"] - r["normalized_train_loss"]
-        out.append(r)
-    return out
-
-
-def _by_size(records: list[dict], key: str) -> tuple[list[int], list[list[float]]]:
-    points = _measured(records)
-    ns = sorted({r["train_size"] for r in points})
-    return ns, [[r[key] for r in points if r["train_size"] == n] for n in ns]
-
-
-GAP_KEYS = ("train_loss", "test_loss", "gap", "normalized_train_loss", "normalized_test_loss", "normalized_gap")
-
-
-def gap_table(records: list[dict]) -> tuple[list[str], list[list]]:
-    header = ["train size", "seeds", "reached ref", "train loss", "test loss", "gap", "norm. train loss",
-              "norm. test loss", "norm. gap", "test err %"]
-    ns, _ = _by_size(records, "train_loss")
-    rows = []
-    for n in ns:
-        rs = [r for r in _measured(records) if r["train_size"] == n]
-        rows.append([n, len(rs), sum(r["reached_reference"] for r in rs)]
-                    + [_fmt(float(np.mean([r[k] for r in rs])), 8 if k.startswith("normalized") else 4) for k in GAP_KEYS]
-                    + [_fmt(float(np.mean([r["test_error_percent"] for r in rs])), 3)])
-    return header, rows
-
-
-def gap_render(folder: Path, store: Store, records: list[dict], scale: str) -> list[Path]:
-    """gap-vs-n.png (Figure 19: losses and gaps against the training-set size, mean and min-max over seeds)
-    and gap-vs-n.md."""
-    folder.mkdir(parents=True, exist_ok=True)
-
-    def series(*keys):
-        return {k.replace("_", " "): _by_size(records, k) for k in keys}
-
-    panels = [{"series": series("train_loss", "test_loss"), "xscale": "log", "xlabel": "training examples",
-               "ylabel": "cross-entropy", "title": "unnormalized network"},
-              {"series": series("normalized_train_loss", "normalized_test_loss"), "xscale": "log",
-               "xlabel": "training examples", "ylabel": "cross-entropy", "title": "normalized network"},
-              {"series": series("gap"), "xscale": "log", "xlabel": "training examples", "ylabel": "test - train",
-               "title": "gap, unnormalized"},
-              {"series": series("normalized_gap"), "xscale": "log", "xlabel": "training examples",
-               "ylabel": "test - train", "title": "gap, normalized"}]
-    figure = series_figure(folder / "gap-vs-n.png", panels, f"Paper 001 Figure 19: loss and gap vs training-set size\n{scale}")
-    reference = next((r["reference_loss"] for r in records), None)
-    text = ("# gap-vs-n: paper 001 Figure 19 (generalization gap vs training-set size)\n\n"
-            f"Ours: {scale}. One network per size and seed (default init, true labels, seeded subsets of the "
-            f"training split), trained until its training cross-entropy is <= {reference}; means over seeds. "
-            "Paper 001: the normalized gap shrinks towards zero as N grows, slowly (CIFAR-10, N up to 50 000).\n\n"
-            + markdown_table(*gap_table(records)) + "\n" + _unreached_note(records))
-    md = folder / "gap-vs-n.md"
-    md.write_text(text)
-    return [md, figure]
-
-
 register_experiment(Experiment(
     "normalized-loss", "paper 001 Figure 2: test vs train cross-entropy of networks at the same train loss, "
     "unnormalized and layer-wise normalized, with least-squares lines", family_records, loss_table, loss_render,
     family_cells))
-register_experiment(Experiment(
-    "norm-vs-error", "paper 001 Figures 4 and 13: test error and loss vs the product of layer Frobenius norms "
-    "(the networks of normalized-loss)", family_records, norm_table, norm_render, family_cells))
-register_experiment(Experiment(
-    "gap-vs-n", "paper 001 Figure 19: normalized and unnormalized train/test loss and their gap vs training-set size",
-    gap_records, gap_table, gap_render, gap_cells))

@@ -48,7 +48,7 @@ def _bounds(x: torch.Tensor) -> tuple[float, float, float, float]:
 
 def records(ctx: Context) -> list[dict]:
     specs = cells(ctx.base, ctx.seeds)
-    summaries = train_grid(ctx, specs, "toy")
+    train_grid(ctx, specs, "toy")
     out = []
     for i, seed in enumerate(ctx.seeds):
         true_run, adv_vanilla, adv_sota = specs[3 * i:3 * i + 3]
@@ -66,7 +66,6 @@ def records(ctx: Context) -> list[dict]:
                         "boundary_length": round(boundary_length(grid, GRID_SPACING), 3),
                         "class_regions": class_regions(grid)["total"], "bounds": list(bounds),
                         "grid": grid.tolist(), "points": data.x_train.tolist(), "labels": labels.tolist()})
-    del summaries
     return out
 
 

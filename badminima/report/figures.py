@@ -10,6 +10,14 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 
+def _save(fig, path: Path, dpi: int = 110) -> Path:
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
+    return path
+
+
 def curves_figure(path: Path, series: dict[str, list[list[float]]], ylabel: str, title: str) -> Path:
     """One line per label: the mean over seeds per epoch, with a min-max band (seeds may stop at
     different epochs; each epoch averages the seeds still training)."""
@@ -28,11 +36,7 @@ def curves_figure(path: Path, series: dict[str, list[list[float]]], ylabel: str,
     ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def decision_panels(path: Path, panels: list[dict], title: str) -> Path:
@@ -51,11 +55,7 @@ def decision_panels(path: Path, panels: list[dict], title: str) -> Path:
         ax.set_xticks([])
         ax.set_yticks([])
     fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return _save(fig, path, dpi=100)
 
 
 def lines_figure(path: Path, xs: list[float], series: dict[str, list[list[float]]], xlabel: str, ylabel: str,
@@ -79,11 +79,7 @@ def lines_figure(path: Path, xs: list[float], series: dict[str, list[list[float]
     ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def bars_figure(path: Path, groups: list[str], series: dict[str, list[list[float]]], ylabel: str, title: str,
@@ -103,11 +99,7 @@ def bars_figure(path: Path, groups: list[str], series: dict[str, list[list[float
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def least_squares_line(x, y) -> dict:
@@ -172,11 +164,7 @@ def scatter_figure(path: Path, panels: list[dict], title: str) -> tuple[Path, li
     fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4.6), squeeze=False)
     fits = [scatter_panel(ax, panel) for ax, panel in zip(axes[0], panels)]
     fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path, fits
+    return _save(fig, path), fits
 
 
 def series_figure(path: Path, panels: list[dict], title: str) -> Path:
@@ -203,8 +191,4 @@ def series_figure(path: Path, panels: list[dict], title: str) -> Path:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
