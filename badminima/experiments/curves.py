@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..report.figures import curves_figure
+from ..report.tables import markdown_table
 from ..store import Store
 from . import Context, Experiment, register_experiment, train_grid
 from .bad_minima import cells, percent
@@ -20,7 +21,11 @@ def table(recs: list[dict]):
 
 
 def render(folder: Path, store: Store, recs: list[dict], scale: str) -> list[Path]:
-    paths = []
+    folder.mkdir(parents=True, exist_ok=True)
+    md = folder / "curves.md"
+    md.write_text("# curves: paper 000 Figures 2-3\n\nTraining accuracy (running over each epoch) and test accuracy "
+                  f"per epoch of the true-label phase; ours: {scale}.\n\n" + markdown_table(*table(recs)))
+    paths = [md]
     for key, name, label in (("train_acc", "train", "training accuracy (%, running over the epoch)"),
                              ("test_acc", "test", "test accuracy (%)")):
         series: dict[str, list[list[float]]] = {}
