@@ -3,9 +3,9 @@ models of a run's phases, measure values cached in the store, and mean ± standa
 from __future__ import annotations
 
 import math
-import time
 from typing import Any, Callable
 
+from ..measures.command import cached_measure
 from ..runs import load_final, plan
 from ..spec import RunSpec
 from . import Context
@@ -18,13 +18,7 @@ def phase_model(ctx: Context, spec: RunSpec, index: int):
 
 def cached(ctx: Context, phase_id: str, name: str, compute: Callable[[], Any]) -> Any:
     """The measure `name` of a phase: read from the store, or computed and recorded there (with its seconds)."""
-    stored = ctx.store.measures(phase_id)
-    if name in stored:
-        return stored[name]
-    started = time.perf_counter()
-    value = compute()
-    ctx.store.record_measure(phase_id, name, value, time.perf_counter() - started)
-    return value
+    return cached_measure(ctx.store, phase_id, name, compute)["value"]
 
 
 def mean_se(values: list[float | None]) -> tuple[float | None, float | None]:

@@ -31,6 +31,13 @@ def eval_mode(model: nn.Module):
         model.train(was_training)
 
 
+def budget_unit(data) -> tuple[float, tuple[float, float] | None]:
+    """(the unit of the budgets, the clamping range): (1/255, [0, 1]) for images, else (mean std / 255, None)."""
+    if data.kind == "image":
+        return 1 / 255, (0.0, 1.0)
+    return float(data.standardization()[1].mean()) / 255, None
+
+
 def _input_gradient(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     x = x.detach().requires_grad_(True)
     with torch.enable_grad():

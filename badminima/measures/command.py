@@ -82,9 +82,8 @@ class Target:
 
     def attack_scale(self) -> tuple[float, tuple[float, float] | None]:
         """(the unit of the budgets, the clamping range): (1/255, [0, 1]) for images, else (std/255, None)."""
-        if self.is_image:
-            return 1 / 255, (0.0, 1.0)
-        return float(self.data.standardization()[1].mean()) / 255, None
+        from .attacks import budget_unit
+        return budget_unit(self.data)
 
 
 @dataclass(frozen=True)
@@ -305,24 +304,29 @@ def open_target(out: str | Path, run: str, data_dir=None, device: str = "cpu"):
     return Target(store, record["id"], record["phases"], spec, workspace)
 
 
+def cached_measure(store, phase_id: str, name: str, fn: Callable[[], Any], force: bool = False) -> dict:
+    """The measure `name` of a phase, read from the store or computed by `fn` and recorded there with its
+    seconds: {"name", "value", "seconds", "stored"} ("stored": it was already there)."""
+    row = store.conn.execute("SELECT value, seconds FROM measures WHERE phase_id=? AND name=?", (phase_id, name)).fetchone()
+    if row is not None and not force:
+        return {"name": name, "value": json.loads(row[0]), "seconds": row[1], "stored": True}
+    started = time.perf_counter()
+    value = fn()
+    seconds = time.perf_counter() - started
+    store.record_measure(phase_id, name, value, seconds)
+    return {"name": name, "value": value, "seconds": seconds, "stored": False}
+
+
 def compute(target: Target, names: list[str], force: bool = False, progress: Callable[[str], None] | None = None) -> list[dict]:
     """Compute (or read back) each named measure of `target`, recording new values in its store.
     Returns [{"name", "value", "seconds", "stored"}]; "stored" is True when the value was already there."""
-    stored = target.store.measures(target.phase_id)
     rows = []
     for name in names:
-        if name in stored and not force:
-            seconds = target.store.conn.execute("SELECT seconds FROM measures WHERE phase_id=? AND name=?",
-                                                (target.phase_id, name)).fetchone()[0]
-            rows.append({"name": name, "value": stored[name], "seconds": seconds, "stored": True})
-            continue
-        if progress:
-            progress(name)
-        started = time.perf_counter()
-        value = MEASURES[name].compute(target)
-        seconds = time.perf_counter() - started
-        target.store.record_measure(target.phase_id, name, value, seconds)
-        rows.append({"name": name, "value": value, "seconds": seconds, "stored": False})
+        def run(name=name):
+            if progress:
+                progress(name)
+            return MEASURES[name].compute(target)
+        rows.append(cached_measure(target.store, target.phase_id, name, run, force))
     return rows
 
 

@@ -14,15 +14,8 @@ from typing import Callable
 import torch
 
 from ..data import Dataset
-from ..measures.attacks import pgd
+from ..measures.attacks import budget_unit, pgd
 from ..spec import PhaseSpec
-
-
-def budget_unit(data: Dataset) -> tuple[float, tuple[float, float] | None]:
-    """(the unit of the budgets, the clamping range): (1/255, [0, 1]) for images, else (mean std / 255, None)."""
-    if data.kind == "image":
-        return 1 / 255, (0.0, 1.0)
-    return float(data.standardization()[1].mean()) / 255, None
 
 
 def pgd_perturbation(phase: PhaseSpec, data: Dataset) -> Callable | None:
