@@ -17,6 +17,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+from . import jsonsafe
 from .errors import BadInput
 
 DEFAULT_OUT = "badminima-out"
@@ -50,10 +51,16 @@ def build_parser() -> Parser:
     run.add_argument("--pretrain-epochs", type=int, help="epoch cap of the pretraining phase")
     run.add_argument("--lr", type=float, help="initial learning rate of the true-label phase")
     run.add_argument("--batch-size", type=int)
-    run.add_argument("--seeds", help="comma-separated seeds or ranges, e.g. 0,1,2 or 0-4 (default: the spec's seed, 0)")
+    run.add_argument("--stop-at-100", action=argparse.BooleanOptionalAction, default=None,
+                     help="end the true-label phase at the first epoch with 100%% un-augmented training accuracy "
+                          "(default: the preset's rule; both presets train the whole schedule, as paper 000 does)")
+    run.add_argument("--seeds", help="comma-separated seeds or ranges, e.g. 0,1,2 or 0-4 (default: the experiment's "
+                                     "default, 0-2 for bad-minima and the experiments sharing its runs, else the spec's seed)")
     run.add_argument("--out", default=DEFAULT_OUT, help=f"output directory (default: {DEFAULT_OUT})")
     run.add_argument("--device", default="auto", help="auto (cuda when available), cpu or cuda")
-    run.add_argument("--workers", type=int, default=1, help="run phases in a local pool of this many processes")
+    run.add_argument("--workers", type=int, default=None,
+                     help="run phases in a local pool of this many processes (default: one per CPU core, at most "
+                          f"{AUTO_WORKERS_MAX}, on the CPU device; 1 on a GPU); 1 runs them in this process")
     run.add_argument("--threads", type=int, default=1, help="torch threads per pool or Ray worker (default 1)")
     run.add_argument("--executor", choices=["inprocess", "pool", "ray"], default="inprocess",
                      help="where phases run: this process (default), a local pool (--workers), a Ray cluster")
@@ -105,6 +112,7 @@ def flag_overrides(args) -> dict:
         ("init", "replication_factor"): args.replication_factor, ("init", "zeroed_percent"): args.zeroed_percent,
         ("init", "zero_mode"): args.zero_mode, ("init", "random_label_fraction"): args.random_label_fraction,
         ("recipe", "epochs"): args.epochs, ("recipe", "lr"): args.lr, ("recipe", "batch_size"): args.batch_size,
+        ("recipe", "stop_at_100"): args.stop_at_100,
         ("init", "pretrain", "batch_size"): args.batch_size, ("init", "pretrain", "epochs"): args.pretrain_epochs,
     }
     out: dict = {}
@@ -129,6 +137,20 @@ def resolve_base(args):
     return merge(spec, flag_overrides(args))
 
 
+AUTO_WORKERS_MAX = 8
+
+
+def auto_workers(device: str, executor: str, trains: object) -> int:
+    """The default number of local pool workers: one per core (at most AUTO_WORKERS_MAX) on the CPU, each
+    with one torch thread, so that a run's numbers do not depend on the machine's core count; one on a GPU
+    and for experiments that train no grid of runs."""
+    import os
+
+    if executor != "inprocess" or device != "cpu" or not trains:
+        return 1
+    return max(1, min(os.cpu_count() or 1, AUTO_WORKERS_MAX))
+
+
 def pick_device(name: str) -> str:
     import torch
 
@@ -147,8 +169,12 @@ def cmd_run(args) -> int:
 
     experiment = get_experiment(args.experiment)
     base = check(resolve_base(args))
-    seeds = parse_seeds(args.seeds) if args.seeds is not None else [base.seed]
     device = pick_device(args.device)
+    if args.seeds is not None:
+        seeds = parse_seeds(args.seeds)
+    else:
+        seeds = list(experiment.default_seeds) if experiment.default_seeds else [base.seed]
+    workers = args.workers if args.workers is not None else auto_workers(device, args.executor, experiment.cells)
     ws = Workspace(store=None, data_dir=args.data_dir, device=device, quiet=args.quiet)
     specs = [check(s) for s in experiment.cells(base, seeds)] if experiment.cells else [base]
     checked = set()
@@ -158,7 +184,7 @@ def cmd_run(args) -> int:
             ws.skeleton(spec)
     if args.threads < 1:
         raise BadInput(f"--threads must be at least 1, got {args.threads}")
-    executor = make_executor(args.executor, args.workers, args.address, args.threads)
+    executor = make_executor(args.executor, workers, args.address, args.threads)
     ws.store = Store(args.out)
     started = time.perf_counter()
     ctx = Context(base, seeds, args.preset, ws, args.quiet, executor)
@@ -167,11 +193,13 @@ def cmd_run(args) -> int:
     finally:
         executor.close()
     if args.json:
-        print(json.dumps(records, indent=2))
+        print(jsonsafe.dumps(records, indent=2))
     else:
         from .report.tables import text_table
-        print(f"{args.experiment}: {scale}")
+        print(f"{args.experiment}: {scale}; seeds {','.join(map(str, seeds))}")
         print(text_table(*experiment.table(records)), end="")
+        if experiment.verdict:
+            print(experiment.verdict(records))
         print(f"wall time {time.perf_counter() - started:.1f} s; report: {', '.join(str(p) for p in paths)}")
     return 0
 

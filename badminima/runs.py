@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,8 @@ from .store.checkpoints import load_model_tensors, load_optimizer, model_tensors
 from .train import callbacks as cb
 from .train import derive_seed, evaluate, train_phase
 from .train.adversarial import pgd_perturbation
+from .train.callbacks import epoch_100
+from .train.loop import weights_finite
 from .train.rank_control import rank_callback
 from .train.regularizers import penalty_of
 
@@ -118,10 +121,19 @@ def summary(spec: RunSpec, store: Store) -> dict:
     status = final.get("status") or "missing"
     if any((store.phase(p.id) or {}).get("status") == "diverged" for p in phases):
         status = "diverged"
-    return {"run_id": phases[-1].id, "init": "random" if spec.init.name == "default" else spec.init.name,
-            "recipe": recipe_name(spec.recipe), "seed": spec.seed, "train_acc": final.get("train_acc"),
-            "test_acc": final.get("test_acc"), "epochs": final.get("epochs"),
-            "distance_travelled": final.get("distance_travelled"), "status": status}
+    record = {"run_id": phases[-1].id, "init": "random" if spec.init.name == "default" else spec.init.name,
+              "recipe": recipe_name(spec.recipe), "seed": spec.seed, "train_acc": final.get("train_acc"),
+              "test_acc": final.get("test_acc"), "epochs": final.get("epochs"),
+              "epoch_100": epoch_100(store.epochs(phases[-1].id), spec.recipe.full_fit_accuracy),
+              "stop_reason": final.get("stop_reason"),
+              "distance_travelled": final.get("distance_travelled"), "status": status}
+    pretrain = next((p for p in phases if p.kind == "pretrain"), None)
+    if pretrain is not None:  # Algorithm 1's phase: how far the random-label fit got, and why it stopped
+        row = store.phase(pretrain.id) or {}
+        record.update(pretrain_epochs=row.get("epochs"), pretrain_train_acc=row.get("train_acc"),
+                      pretrain_epoch_100=epoch_100(store.epochs(pretrain.id), spec.init.pretrain.full_fit_accuracy),
+                      pretrain_stop_reason=row.get("stop_reason"))
+    return record
 
 
 def final_path(store: Store, phase_id: str) -> Path:
@@ -205,9 +217,7 @@ def _train(phase: Phase, start: Classifier | None, spec: RunSpec, ws: Workspace)
                               lambda xb, yb, g: augment(xb, yb, data, g), callbacks, start_epoch, history, restore,
                               penalty_of(recipe), pgd_perturbation(recipe, data))
     if outcome.diverged:
-        store.finish_phase(phase.id, "diverged", outcome.epochs, "diverged", None, None, None, _seconds(outcome))
-        ws.warn(f"phase {phase.id} diverged (non-finite loss) at epoch {outcome.epochs}")
-        raise Diverged(phase.id)
+        _diverged(phase, outcome.epochs, _seconds(outcome), ws, "non-finite loss or weights")
     _finish(phase, model, start, x, y, outcome.epochs, outcome.stop_reason, _seconds(outcome), ws, data)
     resume_path.unlink(missing_ok=True)
     return model
@@ -229,9 +239,19 @@ def _cpu(data: Dataset) -> Dataset:
     return Dataset(**{**data.__dict__, "x_train": data.x_train.cpu(), "y_train": data.y_train.cpu()})
 
 
+def _diverged(phase: Phase, epochs: int, seconds: float, ws: Workspace, why: str):
+    ws.store.finish_phase(phase.id, "diverged", epochs, "diverged", None, None, None, seconds)
+    ws.warn(f"phase {phase.id} diverged ({why}) at epoch {epochs}")
+    raise Diverged(phase.id)
+
+
 def _finish(phase: Phase, model, start, x, y, epochs: int, reason: str, seconds: float, ws: Workspace, data: Dataset) -> None:
-    train_acc = evaluate(model, x, y)[1]
-    test_acc = evaluate(model, data.x_test, data.y_test)[1]
+    """Record a phase's outcome from a final evaluation; a phase whose final weights or losses are
+    not finite is diverged, whatever the loop saw (no NaN ever reaches a record)."""
+    train_loss, train_acc = evaluate(model, x, y)
+    test_loss, test_acc = evaluate(model, data.x_test, data.y_test)
+    if not (weights_finite(model) and math.isfinite(train_loss) and math.isfinite(test_loss)):
+        _diverged(phase, epochs, seconds, ws, "non-finite final weights or loss")
     distance = relative_distance(model, start) if start is not None and start is not model else 0.0
     save_checkpoint(final_path(ws.store, phase.id), model_tensors(model), {"phase": phase.id, "epochs": epochs})
     ws.store.finish_phase(phase.id, "done", epochs, reason, distance, train_acc, test_acc, seconds)

@@ -9,7 +9,7 @@ import time
 from conftest import run_cli
 
 SMALL = ["run", "bad-minima", "--train-size", "2000", "--width", "256", "--epochs", "30", "--pretrain-epochs", "15",
-         "-R", "1", "--json", "--quiet"]
+         "-R", "1", "--seeds", "0", "--workers", "1", "--json", "--quiet"]
 
 
 def _epochs_mid_second_train_phase(db) -> bool:

@@ -13,7 +13,8 @@ from badminima.runs import Workspace, final_path, plan
 from badminima.spec import InitSpec, apply_recipe
 from badminima.store import Store
 
-TINY = ["--train-size", "200", "--width", "32", "--epochs", "4", "--pretrain-epochs", "3", "-R", "1", "--quiet"]
+TINY = ["--train-size", "200", "--width", "32", "--epochs", "4", "--pretrain-epochs", "3", "-R", "1", "--seeds", "0",
+        "--workers", "1", "--quiet"]
 
 
 def test_runs_share_their_common_phases():
@@ -75,7 +76,7 @@ def test_paper_preset_runs_resnet18_on_cifar_binary_files(tmp_path, capsys):
         labels = rng.integers(0, 10, size=(8, 1), dtype=np.uint8)
         np.concatenate([labels, rng.integers(0, 256, size=(8, 3072), dtype=np.uint8)], axis=1).tofile(folder / name)
     argv = ["run", "bad-minima", "--preset", "paper", "--dataset", "cifar10", "--model", "resnet18", "--width", "4",
-            "--data-dir", str(tmp_path / "data"), "--epochs", "2", "--pretrain-epochs", "1", "-R", "1",
+            "--data-dir", str(tmp_path / "data"), "--epochs", "2", "--pretrain-epochs", "1", "-R", "1", "--seeds", "0",
             "--out", str(tmp_path / "out"), "--json", "--quiet"]
     assert main(argv) == 0
     records = json.loads(capsys.readouterr().out)

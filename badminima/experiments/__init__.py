@@ -45,6 +45,8 @@ class Experiment:
     render: Callable[[Path, Store, list[dict], str], list[Path]]  # (report folder, store, records, scale) -> files
     cells: Callable[[RunSpec, list[int]], list[RunSpec]] | None = None  # the grid of runs, if it trains any
     scale: Callable[[Context], str] | None = None  # what the records were computed on, if no run spec says it
+    default_seeds: tuple[int, ...] | None = None  # seeds when none are given (None: the spec's seed)
+    verdict: Callable[[list[dict]], str] | None = None  # one line: does the paper's claim hold in these records?
 
 
 EXPERIMENTS: dict[str, Experiment] = {}

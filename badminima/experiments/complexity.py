@@ -17,7 +17,7 @@ from ..runs import plan
 from ..store import Store
 from ..train import evaluate
 from . import Context, Experiment, register_experiment, train_grid
-from .bad_minima import cells
+from .bad_minima import DEFAULT_SEEDS, cells
 
 NORMS = ("frobenius", "l1_path_norm", "l2_path_norm", "spectral_product")
 FGSM_BUDGETS = (0, 2, 4, 8, 16, 32, 64)  # in 1/255 of the input range (see the module docstring)
@@ -94,6 +94,6 @@ def fgsm_render(folder: Path, store: Store, recs: list[dict], scale: str) -> lis
 
 
 register_experiment(Experiment("norms", "paper 000 Figure 5: Frobenius, path and spectral norms per setting",
-                               norm_records, norm_table, norm_render, cells))
+                               norm_records, norm_table, norm_render, cells, default_seeds=DEFAULT_SEEDS))
 register_experiment(Experiment("fgsm", "paper 000 Figure 6: test accuracy under FGSM for a range of budgets",
-                               fgsm_records, fgsm_table, fgsm_render, cells))
+                               fgsm_records, fgsm_table, fgsm_render, cells, default_seeds=DEFAULT_SEEDS))

@@ -8,7 +8,7 @@ from ..report.figures import curves_figure
 from ..report.tables import markdown_table
 from ..store import Store
 from . import Context, Experiment, register_experiment, train_grid
-from .bad_minima import cells, percent
+from .bad_minima import DEFAULT_SEEDS, cells, percent
 
 
 def records(ctx: Context) -> list[dict]:
@@ -16,8 +16,9 @@ def records(ctx: Context) -> list[dict]:
 
 
 def table(recs: list[dict]):
-    header = ["init", "recipe", "seed", "epochs", "final train acc %", "final test acc %"]
-    return header, [[r["init"], r["recipe"], r["seed"], r["epochs"], r["train_acc"], r["test_acc"]] for r in recs]
+    header = ["init", "recipe", "seed", "epochs", "epoch_100", "final train acc %", "final test acc %"]
+    return header, [[r["init"], r["recipe"], r["seed"], r["epochs"], "never" if r.get("epoch_100") is None
+                     else r["epoch_100"], r["train_acc"], r["test_acc"]] for r in recs]
 
 
 def render(folder: Path, store: Store, recs: list[dict], scale: str) -> list[Path]:
@@ -34,10 +35,11 @@ def render(folder: Path, store: Store, recs: list[dict], scale: str) -> list[Pat
             if history:
                 series.setdefault(f"{r['init']} init, {r['recipe']}", []).append([100 * h[key] for h in history])
         if series:
+            series = {f"{k} (n = {len(runs)})": runs for k, runs in series.items()}
             paths.append(curves_figure(folder / f"curves-{name}.png", series, label,
                                        f"Figure {2 if name == 'train' else 3} of paper 000 (min/mean/max over seeds)\n{scale}"))
     return paths
 
 
 register_experiment(Experiment("curves", "paper 000 Figures 2-3: train and test accuracy per epoch, min/mean/max over seeds",
-                               records, table, render, cells))
+                               records, table, render, cells, default_seeds=DEFAULT_SEEDS))

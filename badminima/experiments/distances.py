@@ -14,7 +14,7 @@ from ..report.tables import markdown_table
 from ..runs import load_final, plan
 from ..store import Store
 from . import Context, Experiment, register_experiment, train_grid
-from .bad_minima import cells
+from .bad_minima import DEFAULT_SEEDS, cells
 from .published import PAPER_000_TABLE1, PAPER_000_TABLE1_SOURCE
 
 COLUMNS = [  # (name, start model, end model)
@@ -67,4 +67,5 @@ def render(folder: Path, store: Store, recs: list[dict], scale: str) -> list[Pat
 
 
 register_experiment(Experiment("distances", "paper 000 Table 1: distances between random/adversarial inits and the "
-                               "vanilla/SOTA solutions", records, table, render, cells))
+                               "vanilla/SOTA solutions", records, table, render, cells,
+                               default_seeds=DEFAULT_SEEDS))

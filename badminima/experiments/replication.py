@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
-from statistics import mean
 
 from ..report.figures import lines_figure
+from ..report.stats import STATS_HEADER, stats_cells
 from ..report.tables import markdown_table
 from ..spec import InitSpec, RunSpec, apply_recipe
 from ..store import Store
@@ -39,24 +39,39 @@ def records(ctx: Context) -> list[dict]:
 
 
 def table(recs: list[dict]):
-    header = ["R (0: random init)", "recipe", "seed", "train acc %", "test acc %", "epochs"]
-    return header, [[r["replication_factor"], r["recipe"], r["seed"], r["train_acc"], r["test_acc"], r["epochs"]]
-                    for r in recs]
+    """One row per (R, recipe): test accuracy over seeds as n, min, mean, max, sample std."""
+    header = ["R (0: random init)", "recipe"] + [f"test acc % {s}" for s in STATS_HEADER]
+    keys = sorted({(r["replication_factor"], r["recipe"]) for r in recs}, key=lambda k: (k[1] != "vanilla", k[0]))
+    return header, [[factor, recipe, *stats_cells(r["test_acc"] for r in recs
+                                                  if r["replication_factor"] == factor and r["recipe"] == recipe)]
+                    for factor, recipe in keys]
+
+
+def run_table(recs: list[dict]):
+    header = ["R (0: random init)", "recipe", "seed", "train acc %", "test acc %", "epochs", "epoch_100"]
+    return header, [[r["replication_factor"], r["recipe"], r["seed"], r["train_acc"], r["test_acc"], r["epochs"],
+                     "never" if r.get("epoch_100") is None else r["epoch_100"]] for r in recs]
 
 
 def render(folder: Path, store: Store, recs: list[dict], scale: str) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     factors = sorted({r["replication_factor"] for r in recs if r["replication_factor"] > 0})
-    series = {f"{recipe}, adversarial init": [[r["test_acc"] for r in recs if r["recipe"] == recipe
-                                               and r["replication_factor"] == f] for f in factors]
+    n = len({r["seed"] for r in recs})
+    series = {f"{recipe}, adversarial init (n = {n})": [[r["test_acc"] for r in recs if r["recipe"] == recipe
+                                                         and r["replication_factor"] == f] for f in factors]
               for recipe in ("vanilla", "sota")}
-    refs = {f"{recipe}, random init": mean(r["test_acc"] for r in recs if r["recipe"] == recipe and r["replication_factor"] == 0)
-            for recipe in ("vanilla", "sota")}
+    refs = {}
+    for recipe in ("vanilla", "sota"):
+        values = [r["test_acc"] for r in recs if r["recipe"] == recipe and r["replication_factor"] == 0
+                  and r["test_acc"] is not None]
+        if values:
+            refs[f"{recipe}, random init (mean of n = {len(values)})"] = sum(values) / len(values)
     figure = lines_figure(folder / "replication.png", factors, series, "replication factor R", "test accuracy (%)",
-                          f"Figure 4 of paper 000: effect of R\n{scale}", refs)
+                          f"Figure 4 of paper 000: effect of R (mean, min-max band over seeds)\n{scale}", refs)
     md = folder / "replication.md"
     md.write_text("# replication: paper 000 Figure 4\n\nTest accuracy (%) after training on the true labels from an "
-                  "adversarial init made with R replicas (R = 0: from the random init).\n\n" + markdown_table(*table(recs)))
+                  "adversarial init made with R replicas (R = 0: from the random init), over seeds.\n\n"
+                  + markdown_table(*table(recs)) + "\n## Every run\n\n" + markdown_table(*run_table(recs)))
     return [md, figure]
 
 

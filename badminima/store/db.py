@@ -17,6 +17,8 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+from .. import jsonsafe
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS phases (
     id TEXT PRIMARY KEY, kind TEXT NOT NULL, parent TEXT, spec TEXT NOT NULL,
@@ -89,7 +91,7 @@ class Store:
 
     def record_epoch(self, phase_id: str, epoch: int, metrics: dict) -> None:
         with self.transaction() as c:
-            c.execute("INSERT OR REPLACE INTO epochs VALUES (?,?,?)", (phase_id, epoch, json.dumps(metrics)))
+            c.execute("INSERT OR REPLACE INTO epochs VALUES (?,?,?)", (phase_id, epoch, jsonsafe.dumps(metrics)))
 
     def truncate_epochs(self, phase_id: str, last_kept: int) -> None:
         with self.transaction() as c:
@@ -123,7 +125,7 @@ class Store:
     def record_measure(self, phase_id: str, name: str, value, seconds: float) -> None:
         with self.transaction() as c:
             c.execute("INSERT OR REPLACE INTO measures VALUES (?,?,?,?)",
-                      (phase_id, name, json.dumps(value), seconds))
+                      (phase_id, name, jsonsafe.dumps(value), seconds))
 
     def measures(self, phase_id: str) -> dict:
         rows = self.conn.execute("SELECT name, value FROM measures WHERE phase_id=?", (phase_id,))
@@ -133,7 +135,7 @@ class Store:
     def record_experiment(self, name: str, scale: str, records: list[dict]) -> None:
         with self.transaction() as c:
             c.execute("INSERT OR REPLACE INTO experiments VALUES (?,?,?,?)",
-                      (name, scale, json.dumps(records), time.time()))
+                      (name, scale, jsonsafe.dumps(records), time.time()))
 
     def experiments(self) -> list[dict]:
         rows = self.conn.execute("SELECT name, scale, records FROM experiments ORDER BY name")

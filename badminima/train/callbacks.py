@@ -26,10 +26,24 @@ def evaluate_on(x: torch.Tensor, y: torch.Tensor, prefix: str):
     return callback
 
 
+def epoch_100(history: list[dict], threshold: float = 1.0) -> int | None:
+    """The first epoch whose un-augmented training accuracy (`clean_train_acc`, a fraction, measured on
+    the whole training set in eval mode) reached `threshold`; None if none did."""
+    return next((h["epoch"] for h in history if h.get("clean_train_acc", 0.0) >= threshold), None)
+
+
 def stop_rule(phase: PhaseSpec, x_train: torch.Tensor, y_train: torch.Tensor):
-    """Stop at 100% un-augmented training accuracy (eval mode), once the un-augmented training
-    cross-entropy is <= `stop_at_train_loss`, or after `patience` epochs without a new best running
-    training accuracy."""
+    """Measure the un-augmented training accuracy (eval mode, whole training set) until it first
+    reaches `phase.full_fit_accuracy`, which the epoch records as `clean_train_acc` (so `epoch_100` is
+    known for every phase), and stop there if `stop_at_100`; stop once the un-augmented training
+    cross-entropy is <= `stop_at_train_loss`; or stop after `patience` epochs without a new best
+    running training accuracy, counted only after the last learning-rate decay.
+
+    The full pass runs once the epoch's running accuracy reaches FULL_CHECK_FROM, and at the last
+    epoch: `epoch_100` is exact whenever the running accuracy (over augmented batches, while the
+    weights move) is at least that high in the epoch where the clean accuracy first reaches 100%."""
+    last_decay = max(phase.lr_milestones, default=0)
+
     def callback(state: EpochState) -> None:
         m = state.metrics
         target = phase.stop_at_train_loss
@@ -38,13 +52,14 @@ def stop_rule(phase: PhaseSpec, x_train: torch.Tensor, y_train: torch.Tensor):
             if m["clean_train_loss"] <= target:
                 state.stop_reason = "reference train loss"
                 return
-        if phase.stop_at_100 and (m["train_acc"] >= FULL_CHECK_FROM or state.epoch == phase.epochs):
+        reached = epoch_100(state.history, phase.full_fit_accuracy) is not None
+        if not reached and (m["train_acc"] >= FULL_CHECK_FROM or state.epoch == phase.epochs):
             m["clean_train_acc"] = evaluate(state.model, x_train, y_train)[1]
-            if m["clean_train_acc"] == 1.0:
+            if m["clean_train_acc"] >= phase.full_fit_accuracy and phase.stop_at_100:
                 state.stop_reason = "100% train accuracy"
                 return
-        if phase.patience is not None:
-            accs = [h["train_acc"] for h in state.history] + [m["train_acc"]]
+        if phase.patience is not None and state.epoch > last_decay:
+            accs = [h["train_acc"] for h in state.history if h["epoch"] > last_decay] + [m["train_acc"]]
             if len(accs) > phase.patience and max(accs[-phase.patience:]) <= max(accs[:-phase.patience]):
                 state.stop_reason = "no improvement"
     return callback

@@ -42,6 +42,12 @@ def evaluate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, batch_siz
     return loss / max(len(y), 1), correct / max(len(y), 1)
 
 
+def weights_finite(model: torch.nn.Module) -> bool:
+    """Whether every parameter and buffer (batch-norm statistics too) of `model` is finite."""
+    tensors = [t for t in (*model.parameters(), *model.buffers()) if t.is_floating_point()]
+    return bool(torch.stack([torch.isfinite(t).all() for t in tensors]).all()) if tensors else True
+
+
 @dataclass
 class EpochState:
     """What callbacks see after each epoch; they add metrics and may ask to stop."""
@@ -107,7 +113,9 @@ def train_phase(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, phase:
             loss_sum += loss.detach() * len(idx)
             correct += (out.argmax(1) == yb).sum() * len(idx) / len(yb)
         train_loss = loss_sum.item() / n
-        if not math.isfinite(train_loss):  # checked once per epoch: no device sync per step
+        # checked once per epoch (no device sync per step): a loss that blew up in the epoch's last
+        # step leaves a finite running loss but non-finite weights
+        if not math.isfinite(train_loss) or not weights_finite(model):
             return PhaseOutcome(epoch, "diverged", history)
         metrics = {"epoch": epoch, "lr": lr, "train_loss": train_loss, "train_acc": correct.item() / n,
                    "seconds": time.perf_counter() - started}

@@ -13,7 +13,8 @@ from badminima.runs import plan
 from badminima.spec import RECIPES, recipe_name
 from badminima.store import Store
 
-TINY = ["--train-size", "300", "--width", "32", "--epochs", "6", "--pretrain-epochs", "4", "-R", "1", "--quiet"]
+TINY = ["--train-size", "300", "--width", "32", "--epochs", "6", "--pretrain-epochs", "4", "-R", "1", "--seeds", "0",
+        "--workers", "1", "--quiet"]
 
 
 def test_grid_expansion():

@@ -15,7 +15,7 @@ from badminima.store import Store, load_checkpoint
 def stored_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("measure") / "out"
     argv = ["run", "bad-minima", "--train-size", "200", "--width", "32", "--epochs", "3", "--pretrain-epochs", "2",
-            "-R", "1", "--out", str(out), "--quiet", "--json"]
+            "-R", "1", "--seeds", "0", "--workers", "1", "--out", str(out), "--quiet", "--json"]
     buffer = io.StringIO()
     with contextlib.redirect_stdout(buffer):
         assert main(argv) == 0

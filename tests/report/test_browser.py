@@ -7,7 +7,8 @@ from badminima.cli import main
 
 CHROMIUM = shutil.which("chromium")
 CHROMEDRIVER = shutil.which("chromedriver")
-TINY = ["--train-size", "300", "--width", "32", "--epochs", "4", "--pretrain-epochs", "3", "-R", "1", "--quiet"]
+TINY = ["--train-size", "300", "--width", "32", "--epochs", "4", "--pretrain-epochs", "3", "-R", "1", "--seeds", "0", "--workers", "1",
+        "--quiet"]
 
 
 @pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER), reason="needs Debian's chromium and chromium-driver (.ci/run installs them)")
