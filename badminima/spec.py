@@ -56,6 +56,7 @@ class PhaseSpec:
     rank_mode: str = "none"
     rank_threshold: float = 0.1
     rank_every: int = 1
+    rank_layers: str = "all"  # which layers: "all", or "inner" (paper 004's: not the first, the shortcuts, the classifier)
     # adversarial training (Madry et al. 2018; paper 004 A.7: 7 steps of 2/255, eps 8/255, random start): every
     # batch replaced by its L-inf PGD attack; budgets in 1/255 of the image range (other data: of the mean
     # training std); 0 steps: off
@@ -262,6 +263,8 @@ def validate(spec: RunSpec) -> RunSpec:
             raise BadInput(f"{where}: norm_bias and norm_bias_mu must be >= 0, norm_bias_form 'squared' or 'absolute'")
         if phase.rank_mode not in ("none", "min", "max") or not phase.rank_threshold > 0 or phase.rank_every < 1:
             raise BadInput(f"{where}: rank_mode must be none, min or max, rank_threshold > 0 and rank_every >= 1")
+        if phase.rank_layers not in ("inner", "all"):
+            raise BadInput(f"{where}: rank_layers must be inner or all, got {phase.rank_layers!r}")
         if phase.adversarial_steps < 0 or phase.adversarial_eps < 0 or phase.adversarial_step_size < 0:
             raise BadInput(f"{where}: adversarial_steps, adversarial_eps and adversarial_step_size must be >= 0")
     if spec.seed < 0:
