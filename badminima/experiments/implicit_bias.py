@@ -194,7 +194,7 @@ def separable_records(seed: int, s: Settings) -> list[dict]:
     svm = max_margin_direction(x, y)
     w_hat = svm["w"]
     reference = sklearn_max_margin(x, y)
-    steps = recorded_steps(s.steps, s.recorded)
+    steps = sorted(set(recorded_steps(s.steps, s.recorded)) | {max(1, s.steps // 10)})  # T/10: a decade before the end
     asymptote = soudry_asymptote(x, y, svm, gd_step(x))
     w_tilde = asymptote["w_tilde"]
     predicted = {t: w_hat * np.log(t) + w_tilde for t in steps}
