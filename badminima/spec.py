@@ -60,14 +60,15 @@ class PhaseSpec:
     norm_bias_mu: float = 0.0  # mu, the l2 norm the parameters are pulled towards
     norm_bias_form: str = "squared"
     # paper 004 sec. 5 / A.7: RankMin ("min": singular values below rank_threshold * the largest set to zero) or
-    # RankMax ("max": singular values clipped from above at rank_threshold * the largest) of every linear and
-    # convolution layer, after every rank_every-th epoch of the phase; "none": off
+    # RankMax ("max": singular values clipped from above at rank_threshold * the largest) of the linear and
+    # convolution layers named by rank_layers, after every rank_every-th epoch of the phase; "none": off
     rank_mode: str = "none"
     rank_threshold: float = 0.1
     rank_every: int = 1
+    rank_layers: str = "all"  # which layers: "all", or "inner" (paper 004's: not the first, the shortcuts, the classifier)
     # adversarial training (Madry et al. 2018; paper 004 A.7: 7 steps of 2/255, eps 8/255, random start): every
-    # batch replaced by its L-inf PGD attack; budgets in 1/255 of the image range (other data: of the mean
-    # training std); 0 steps: off
+    # batch replaced by its L-inf PGD attack; budgets in 1/255 of the image range (other data: in units of 0.0156
+    # of the inputs' mean training std, 8 = 0.125 sigma as 8/255 on CIFAR-10; measures.attacks.budget_unit); 0 steps: off
     adversarial_steps: int = 0
     adversarial_eps: float = 8.0
     adversarial_step_size: float = 2.0
@@ -273,6 +274,8 @@ def validate(spec: RunSpec) -> RunSpec:
             raise BadInput(f"{where}: norm_bias and norm_bias_mu must be >= 0, norm_bias_form 'squared' or 'absolute'")
         if phase.rank_mode not in ("none", "min", "max") or not phase.rank_threshold > 0 or phase.rank_every < 1:
             raise BadInput(f"{where}: rank_mode must be none, min or max, rank_threshold > 0 and rank_every >= 1")
+        if phase.rank_layers not in ("inner", "all"):
+            raise BadInput(f"{where}: rank_layers must be inner or all, got {phase.rank_layers!r}")
         if phase.adversarial_steps < 0 or phase.adversarial_eps < 0 or phase.adversarial_step_size < 0:
             raise BadInput(f"{where}: adversarial_steps, adversarial_eps and adversarial_step_size must be >= 0")
     if spec.seed < 0:

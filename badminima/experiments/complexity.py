@@ -2,14 +2,17 @@
 settings - Frobenius, path and spectral norms, and test accuracy under FGSM for a range of budgets.
 
 Runs are the `bad-minima` grid (shared in one output directory). Norm values come from the measures
-registry (measures/command.py) and are cached in the store with the run. FGSM budgets are in 1/255
-of the image range; for non-image data, in 1/255 of the inputs' mean training std (no clamping).
+registry (measures/command.py) and are cached in the store with the run: the l2 path norm counts average
+pools as linear layers, the spectral product is of the exact (zero-padding) operator norms over the chain
+of layers, shortcut convolutions left out (measures/norms.py). FGSM budgets are in 1/255 of the image
+range; for non-image data, in input standard deviations, 8 units = 0.125σ as 8/255 on CIFAR-10, no
+clamping (measures/attacks.py); tables write each budget in its unit.
 """
 from __future__ import annotations
 
 from pathlib import Path
 
-from ..measures.attacks import fgsm_accuracy
+from ..measures.attacks import budget_label, fgsm_accuracy, unit_description
 from ..measures.command import ATTACK_EXAMPLES, Target, compute
 from ..report.figures import bars_figure, lines_figure
 from ..report.tables import markdown_table
@@ -37,7 +40,8 @@ def norm_records(ctx: Context) -> list[dict]:
         values = {row["name"]: row["value"] for row in compute(target, ["frobenius", "l1_path_norm", "l2_path_norm", "spectral"])}
         out.append({k: summary[k] for k in ("run_id", "init", "recipe", "seed")} |
                    {"frobenius": values["frobenius"], "l1_path_norm": values["l1_path_norm"],
-                    "l2_path_norm": values["l2_path_norm"], "spectral_product": values["spectral"]["product"]})
+                    "l2_path_norm": values["l2_path_norm"], "spectral_product": values["spectral"]["product"],
+                    "spectral_left_out": values["spectral"]["left_out_of_product"]})
     return out
 
 
@@ -55,9 +59,12 @@ def norm_render(folder: Path, store: Store, recs: list[dict], scale: str) -> lis
     figure = bars_figure(folder / "norms.png", groups, {n: _by_setting(recs, n) for n in NORMS}, "norm (log scale)",
                          f"Figure 5 of paper 000: norms per setting\n{scale}", logy=True)
     md = folder / "norms.md"
+    left_out = sorted({n for r in recs for n in r.get("spectral_left_out", [])})
     md.write_text("# norms: paper 000 Figure 5\n\nFrobenius norm of all parameters; l1 and l2 path norms (batch norm "
-                  "folded); product of the layers' spectral norms (convolutions by the FFT method).\n\n"
-                  + markdown_table(*norm_table(recs)))
+                  "folded, average pools counted as the linear layers they are); product of the layers' spectral "
+                  "norms (convolutions: the exact operator norm with the layer's zero padding on its input size)"
+                  + (f", shortcut convolutions left out of the product ({', '.join(left_out)})" if left_out else "")
+                  + ".\n\n" + markdown_table(*norm_table(recs)))
     return [md, figure]
 
 
@@ -70,13 +77,19 @@ def fgsm_records(ctx: Context) -> list[dict]:
         accuracy = [100 * (fgsm_accuracy(model, x, y, b * unit, bounds) if b else evaluate(model, x, y)[1])
                     for b in FGSM_BUDGETS]
         out.append({k: summary[k] for k in ("run_id", "init", "recipe", "seed")} |
-                   {"budgets_255": list(FGSM_BUDGETS), "eps": [b * unit for b in FGSM_BUDGETS], "accuracy": accuracy,
+                   {"budgets": list(FGSM_BUDGETS), "eps": [b * unit for b in FGSM_BUDGETS], "accuracy": accuracy,
+                    "labels": [budget_label(target.data, b) for b in FGSM_BUDGETS], "unit": unit_description(target.data),
                     "examples": len(y)})
     return out
 
 
+def fgsm_labels(recs: list[dict]) -> list[str]:
+    """The budgets as the records' data write them ("8/255" for images, "0.125σ" otherwise)."""
+    return next((r["labels"] for r in recs if r.get("labels")), [f"{b} units" for b in FGSM_BUDGETS])
+
+
 def fgsm_table(recs: list[dict]):
-    header = ["init", "recipe", "seed"] + [f"eps {b}/255 %" for b in FGSM_BUDGETS]
+    header = ["init", "recipe", "seed"] + [f"eps {b} %" for b in fgsm_labels(recs)]
     return header, [[r["init"], r["recipe"], r["seed"], *r["accuracy"]] for r in recs]
 
 
@@ -84,12 +97,15 @@ def fgsm_render(folder: Path, store: Store, recs: list[dict], scale: str) -> lis
     folder.mkdir(parents=True, exist_ok=True)
     series = {f"{i} init, {r}": [[rec["accuracy"][k] for rec in recs if (rec["init"], rec["recipe"]) == (i, r)]
                                  for k in range(len(FGSM_BUDGETS))] for i, r in SETTINGS}
-    figure = lines_figure(folder / "fgsm.png", list(FGSM_BUDGETS), series, "FGSM budget eps (x 1/255 of the input range)",
+    unit = next((r["unit"] for r in recs if r.get("unit")), "")
+    image = any(r.get("labels", [""])[-1].endswith("/255") for r in recs)
+    figure = lines_figure(folder / "fgsm.png", list(FGSM_BUDGETS), series,
+                          "FGSM budget eps (x 1/255 of the pixel range)" if image else
+                          "FGSM budget eps (x 1/255 of CIFAR-10's pixel std, in input std: 8 = 0.125σ)",
                           "test accuracy (%)", f"Figure 6 of paper 000: accuracy under FGSM\n{scale}")
     md = folder / "fgsm.md"
     md.write_text("# fgsm: paper 000 Figure 6\n\nTest accuracy (%) under FGSM (Goodfellow et al. 2014), model in eval "
-                  "mode, on at most 1000 test examples; budgets in 1/255 of the image range (non-image data: of the "
-                  "mean training std).\n\n" + markdown_table(*fgsm_table(recs)))
+                  f"mode, on at most 1000 test examples; {unit}.\n\n" + markdown_table(*fgsm_table(recs)))
     return [md, figure]
 
 

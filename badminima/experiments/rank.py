@@ -2,13 +2,16 @@
 
 A model is first trained normally (`rank`) or adversarially with 7-step L-inf PGD (`rank-adversarial`; eps 8/255,
 steps 2/255, random start), then fine-tuned for a few more epochs in three ways: as it is, with RankMin (singular
-values below a threshold set to zero) or with RankMax (singular values clipped from above) applied to every
-linear and convolution layer after every RANK_EVERY-th epoch, the last included (train/rank_control.py; thresholds
-are a fraction of each layer's largest singular value at the start of fine-tuning). The three share the first
-phase (init `natural-pretraining`). We report training and clean test accuracy, test accuracy under 20-step PGD at
-eps 8/255 and 1/255 (step eps/4; measures/command.py's `pgd`: 1000 test examples, budgets in 1/255 of the mean
-input std for non-image data), and the effective rank ||s||_1 / ||s||_2 of every layer (Figure 2; the random init
-and the model before fine-tuning as references).
+values below a threshold set to zero) or with RankMax (singular values clipped from above) applied to the inner
+layers after every RANK_EVERY-th epoch, the last included (train/rank_control.py, `rank_layers="inner"`: not the
+first layer, the shortcut projections or the classifier, as the authors' code; thresholds are a fraction of each
+layer's largest singular value at the start of fine-tuning). The three share the first phase (init
+`natural-pretraining`). We report training and clean test accuracy, test accuracy under 20-step PGD from a random
+start at eps 8/255 and 1/255 (step eps/4; measures/command.py's `pgd`: 1000 test examples; non-image data: budgets
+in input standard deviations, 8 units = 0.125σ as 8/255 on CIFAR-10, see measures.attacks), and the effective
+rank ||s||_1 / ||s||_2 of each inner layer's raw weights, batch norm not folded, as the authors measure them
+(Figure 2; the random init and the model before fine-tuning as references). RANKS_FOLDED = True measures
+after folding batch norm instead (the `effective_rank_folded` measure does the same for one run).
 
 Settings. paper preset: appendix A.7 - ResNet-18: 200 epochs, batch 128, lr 0.01, x0.1 after 100, 150, 175, 190,
 crops and flips, then 15 epochs at lr 0.001, x0.1 after the 3rd and 5th; an MLP: 100 epochs at lr 0.01, x0.1
@@ -24,6 +27,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from ..measures.command import PGD_BUDGETS, Target, compute
+from ..measures.layers import inner_layers
 from ..measures.rank import layer_ranks
 from ..report.figures import bars_figure, series_figure
 from ..report.tables import markdown_table
@@ -35,6 +39,8 @@ from .backpropaganda import cached, phase_model
 from .published004 import SOURCE, TABLE4, TABLE9, TABLE10
 
 RANKMIN_THRESHOLD, RANKMAX_THRESHOLD, RANK_EVERY = 0.2, 0.8, 2
+RANK_LAYERS = "inner"  # the layers RankMin/RankMax change and Figure 2 shows (see train/rank_control.py)
+RANKS_FOLDED = False  # Figure 2: raw weights (the authors'); True: batch norm folded into the layer before it first
 ADVERSARIAL = {"adversarial_steps": 7, "adversarial_eps": 8.0, "adversarial_step_size": 2.0}
 CPU_MODEL = {"width": 256, "depth": 3}
 CPU_PRETRAIN = PhaseSpec(epochs=40, batch_size=128, lr=0.1, lr_milestones=(24, 32, 36), momentum=0.9, augment=True,
@@ -63,17 +69,22 @@ def _specs(base: RunSpec, seeds: list[int], preset: str, adversarial: bool) -> l
     out = []
     for seed in seeds:
         for method, (mode, threshold) in METHODS.items():
-            recipe = fine if mode == "none" else replace(fine, rank_mode=mode, rank_threshold=threshold, rank_every=RANK_EVERY)
+            recipe = fine if mode == "none" else replace(fine, rank_mode=mode, rank_threshold=threshold, rank_every=RANK_EVERY,
+                                                         rank_layers=RANK_LAYERS)
             label = ("adversarial" if method == "natural" else method + "Adv") if adversarial else method
             out.append((label, replace(spec, recipe=recipe, seed=seed)))
     return out
 
 
 def _ranks(ctx: Context, spec: RunSpec, index: int) -> dict[str, float]:
+    """Effective rank of each of the model's inner layers (Figure 2's filters) after phase `index`."""
     phase = plan(spec)[index].id
     data = ctx.ws.dataset(spec)
-    value = cached(ctx, phase, "effective_rank", lambda: {"layers": layer_ranks(phase_model(ctx, spec, index), data.x_train[:1])})
-    return {name: v["effective_rank"] for name, v in value["layers"].items()}
+    model = phase_model(ctx, spec, index)
+    name = "effective_rank_folded" if RANKS_FOLDED else "effective_rank_raw"
+    value = cached(ctx, phase, name, lambda: {"layers": layer_ranks(model, data.x_train[:1], fold=RANKS_FOLDED)})
+    shown = [n for n in value["layers"] if n in inner_layers(model)] if RANK_LAYERS == "inner" else list(value["layers"])
+    return {n: value["layers"][n]["effective_rank"] for n in shown}
 
 
 def make_records(ctx: Context, adversarial: bool) -> list[dict]:
@@ -88,7 +99,8 @@ def make_records(ctx: Context, adversarial: bool) -> list[dict]:
             pgd = compute(target, ["pgd"])[0]["value"]
             rec |= {"train_acc": round(100 * summary["train_acc"], 2), "test_acc": round(100 * summary["test_acc"], 2),
                     **{f"pgd_{b}": round(100 * a, 2) for b, a in zip(PGD_BUDGETS, pgd["accuracy"])},
-                    "pgd_examples": pgd["examples"], "effective_rank": _ranks(ctx, spec, -1),
+                    "pgd_labels": pgd["labels"], "pgd_unit": pgd["unit"], "pgd_examples": pgd["examples"],
+                    "ranks_folded": RANKS_FOLDED, "effective_rank": _ranks(ctx, spec, -1),
                     "effective_rank_init": _ranks(ctx, spec, 0), "effective_rank_pretrained": _ranks(ctx, spec, 1)}
         out.append(rec)
     return out
@@ -107,9 +119,14 @@ def _mean_rank(r: dict) -> float | None:
     return round(sum(ranks.values()) / len(ranks), 3) if ranks else None
 
 
+def budget_labels(recs: list[dict]) -> list[str]:
+    """The PGD budgets as the records' data write them ("8/255" for images, "0.125σ" otherwise)."""
+    return next((r["pgd_labels"] for r in recs if r.get("pgd_labels")), [f"{b} units" for b in PGD_BUDGETS])
+
+
 def table(recs: list[dict]):
-    header = ["method", "seed", "train acc %", "clean test acc %"] + [f"PGD eps {b}/255 %" for b in PGD_BUDGETS] + \
-             ["effective rank per layer", "status"]
+    header = ["method", "seed", "train acc %", "clean test acc %"] + [f"PGD eps {b} %" for b in budget_labels(recs)] + \
+             ["effective rank per inner layer", "status"]
     return header, [[r["method"], r["seed"], r.get("train_acc"), r.get("test_acc"), *(r.get(f"pgd_{b}") for b in PGD_BUDGETS),
                      " / ".join(f"{v:.2f}" for v in r.get("effective_rank", {}).values()) or None, r["status"]] for r in recs]
 
@@ -128,7 +145,7 @@ def render(folder: Path, store: Store, recs: list[dict], scale: str) -> list[Pat
     figure = series_figure(folder / f"{name}-effective-rank.png", [
         {"series": series, "xlabel": "layer (" + ", ".join(layers) + ")", "ylabel": "effective rank ||s||_1 / ||s||_2",
          "title": "effective rank per layer"}], f"Figure 2 of paper 004\n{scale}")
-    groups = ["clean"] + [f"PGD {b}/255" for b in PGD_BUDGETS]
+    groups = ["clean"] + [f"PGD {b}" for b in budget_labels(recs)]
     keys = ["test_acc"] + [f"pgd_{b}" for b in PGD_BUDGETS]
     accuracy = bars_figure(folder / f"{name}-accuracy.png", groups,
                            {m: [[r[k] for r in done if r["method"] == m] or [float("nan")] for k in keys] for m in methods},
@@ -137,10 +154,13 @@ def render(folder: Path, store: Store, recs: list[dict], scale: str) -> list[Pat
             [["Table 4 (ResNet-18, CIFAR-10)", m, None, *v] for m, v in TABLE4.items()] + \
             [["Table 10 (ResNet-18, CIFAR-100)", m, *v] for m, v in TABLE10.items()]
     md = folder / f"{name}.md"
+    unit = next((r["pgd_unit"] for r in recs if r.get("pgd_unit")), "")
+    weights = "batch norm folded into the layer before it" if RANKS_FOLDED else "raw weights, batch norm not folded"
     md.write_text(f"# {name}: paper 004 Tables 4, 9, 10 and Figure 2\n\nOurs: {scale}. RankMin threshold "
                   f"{RANKMIN_THRESHOLD}, RankMax {RANKMAX_THRESHOLD} of each layer's largest singular value at the start "
-                  f"of fine-tuning, applied every {RANK_EVERY} epochs; robust accuracy under 20-step PGD (step eps/4). "
-                  "Effective rank per weight layer in forward order.\n\n" + markdown_table(*table(recs))
+                  f"of fine-tuning, applied every {RANK_EVERY} epochs to the {RANK_LAYERS} layers; robust accuracy "
+                  f"under 20-step PGD from a random start (step eps/4), {unit}. Effective rank of each inner layer "
+                  f"({weights}) in forward order.\n\n" + markdown_table(*table(recs))
                   + f"\n## Paper ({SOURCE})\n\n" + markdown_table(
                       ["table", "method", "train acc %", "clean test acc %", "PGD 8/255 %", "PGD 1/255 %"], paper))
     return [md, figure, accuracy]

@@ -9,14 +9,14 @@ from .attacks import fgsm, fgsm_accuracy, pgd, pgd_accuracy, robust_accuracy  # 
 from .curvature import (HessianOperator, extreme_eigenvalues_power, full_batch_loss_and_gradient,  # noqa: F401
                         gradient_norm, hutchinson_trace, lanczos_eigenvalue, power_iteration)
 from .distance import relative_distance, relative_distance_per_layer  # noqa: F401
-from .layers import fold_batchnorm, input_sizes, weight_layers  # noqa: F401
+from .layers import fold_batchnorm, inner_layers, input_sizes, is_shortcut, weight_layers  # noqa: F401
 from .margins import (boundary_length, class_regions, decision_boundary_summary, decision_grid,  # noqa: F401
                       margin_percentile, margin_summary, output_margins)
 from .normalized import (normalization_factors, normalized_cross_entropy, normalized_network,  # noqa: F401
                          output_normalized_cross_entropy)
-from .norms import (conv_singular_values, frobenius_norm, l1_path_norm, l2_path_norm, layer_frobenius_norms,  # noqa: F401
-                    layer_singular_values, path_norm, product_of_frobenius_norms, spectral_norms,
-                    sum_of_frobenius_norms)
+from .norms import (conv_operator_norm, conv_singular_values, frobenius_norm, l1_path_norm, l2_path_norm,  # noqa: F401
+                    layer_frobenius_norms, layer_singular_values, path_norm, product_of_frobenius_norms,
+                    spectral_norm_product, spectral_norms, sum_of_frobenius_norms)
 from .ntk import empirical_ntk, ntk_change, ntk_correlation, ntk_norm, ntk_relative_change  # noqa: F401
 from .rank import (effective_rank, entropy_effective_rank, layer_ranks, numerical_rank,  # noqa: F401
                    stable_rank)

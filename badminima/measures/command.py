@@ -6,9 +6,10 @@ Measures already stored are shown and not recomputed unless `force`. Without nam
 set runs (the measures that take seconds on a CPU); `all` adds the Hessian, the NTK and PGD.
 Subsets are seeded by the run's seed, so a measure is a function of the run alone:
 
-- attacks: at most ATTACK_EXAMPLES test examples. Budgets are in the input's units: for images
-  eps/255 with clamping to [0, 1]; for other data the same numbers times the mean training std of
-  the input (the standardization's std), without clamping.
+- attacks: at most ATTACK_EXAMPLES test examples. Budgets in the units of `attacks.budget_unit`:
+  1/255 of the pixel range for images (clamped to [0, 1]); for other data, 0.01564 of the inputs'
+  mean training std (so that 8 units are 0.125 sigma, as 8/255 on CIFAR-10), without clamping. PGD
+  starts at a random point of the ball (seeded by the run's seed), as the authors evaluate it.
 - Hessian: at most HESSIAN_EXAMPLES training examples (paper 004 uses the full dataset).
 - NTK: NTK_INPUTS training inputs (paper 004: 25 images), the run's random init vs its final model.
 """
@@ -93,14 +94,20 @@ class Measure:
     description: str
     default: bool = True
     applies: Callable[[Target], bool] = lambda target: True
+    version: int = 1  # raised when a measure's convention changes, so that values stored under the old one are not read
+
+    @property
+    def key(self) -> str:
+        """The name its values are stored under."""
+        return self.name if self.version == 1 else f"{self.name}.v{self.version}"
 
 
 MEASURES: dict[str, Measure] = {}
 
 
-def _measure(name: str, description: str, default: bool = True, applies=lambda target: True):
+def _measure(name: str, description: str, default: bool = True, applies=lambda target: True, version: int = 1):
     def wrap(fn):
-        MEASURES[name] = Measure(name, fn, description, default, applies)
+        MEASURES[name] = Measure(name, fn, description, default, applies, version)
         return fn
     return wrap
 
@@ -127,16 +134,17 @@ def _frobenius_sum(t):
     return sum_of_frobenius_norms(t.model)
 
 
-@_measure("spectral", "layers' spectral norms: conv operator by FFT (circular padding) and reshaped kernel; product, sum")
+@_measure("spectral", "layers' spectral norms: conv operator with its zero padding (exact), with circular padding (FFT) "
+          "and reshaped kernel; product over the chain (shortcut convs left out), sum", version=2)
 def _spectral(t):
-    import math
-
-    from .norms import spectral_norms
-    fft = spectral_norms(t.model, _sample(t), "fft")
-    reshaped = spectral_norms(t.model, method="reshaped")
-    return {"product": math.prod(fft.values()), "sum": sum(fft.values()),
-            "reshaped_product": math.prod(reshaped.values()),
-            "layers": {k: {"fft": fft[k], "reshaped": reshaped[k]} for k in fft}}
+    from .norms import spectral_norm_product, spectral_norms
+    norms = {method: spectral_norms(t.model, _sample(t), method) for method in ("zero-padding", "circular", "reshaped")}
+    exact = norms["zero-padding"]
+    product = spectral_norm_product(exact)
+    return {"product": product["product"], "sum": sum(exact.values()), "left_out_of_product": product["left_out"],
+            "circular_product": spectral_norm_product(norms["circular"])["product"],
+            "reshaped_product": spectral_norm_product(norms["reshaped"])["product"],
+            "layers": {k: {m: norms[m][k] for m in norms} for k in exact}}
 
 
 @_measure("l1_path_norm", "l1 path norm, batch norm folded (000 sec 3.6; Neyshabur et al. 2015)")
@@ -145,7 +153,8 @@ def _l1_path(t):
     return l1_path_norm(t.model, t.data.input_shape)
 
 
-@_measure("l2_path_norm", "l2 path norm, batch norm folded (000 sec 3.6; Neyshabur et al. 2015)")
+@_measure("l2_path_norm", "l2 path norm, batch norm folded, average pools as linear layers (000 sec 3.6; Neyshabur et al. 2015)",
+          version=2)
 def _l2_path(t):
     from .norms import l2_path_norm
     return l2_path_norm(t.model, t.data.input_shape)
@@ -174,31 +183,52 @@ def _margins(t):
             "test": margin_summary(output_margins(t.model, d.x_test, d.y_test))}
 
 
-@_measure("fgsm", f"test accuracy under FGSM, eps = {FGSM_BUDGETS}/255 (times the std for non-images) (000 sec 3.7)")
+def _budgets(t: Target, budgets) -> dict:
+    """The budgets in input units and as tables write them (see attacks.budget_unit)."""
+    from .attacks import budget_label, budget_unit, unit_description
+    unit = budget_unit(t.data)[0]
+    return {"budgets": list(budgets), "eps": [b * unit for b in budgets], "labels": [budget_label(t.data, b) for b in budgets],
+            "unit": unit_description(t.data)}
+
+
+@_measure("fgsm", f"test accuracy under FGSM, eps = {FGSM_BUDGETS}/255 (non-images: x 0.0156 input std) (000 sec 3.7)",
+          version=2)
 def _fgsm(t):
     from ..train import evaluate
     from .attacks import fgsm_accuracy
-    unit, bounds = t.attack_scale()
+    _, bounds = t.attack_scale()
     x, y = t.subset("test", ATTACK_EXAMPLES, "attacks")
-    eps = [b * unit for b in FGSM_BUDGETS]
-    return {"eps": eps, "accuracy": [fgsm_accuracy(t.model, x, y, e, bounds) for e in eps],
+    budgets = _budgets(t, FGSM_BUDGETS)
+    return {**budgets, "accuracy": [fgsm_accuracy(t.model, x, y, e, bounds) for e in budgets["eps"]],
             "clean_accuracy": evaluate(t.model, x, y)[1], "examples": len(y)}
 
 
-@_measure("pgd", f"test accuracy under 20-step L-inf PGD, eps = {PGD_BUDGETS}/255, step eps/4 (004 sec 5)", default=False)
+@_measure("pgd", f"test accuracy under 20-step L-inf PGD from a random start, eps = {PGD_BUDGETS}/255 (non-images: x 0.0156 "
+          "input std), step eps/4 (004 sec 5)", default=False, version=2)
 def _pgd(t):
+    from ..train import derive_seed
     from .attacks import pgd_accuracy
-    unit, bounds = t.attack_scale()
+    _, bounds = t.attack_scale()
     x, y = t.subset("test", ATTACK_EXAMPLES, "attacks")
-    eps = [b * unit for b in PGD_BUDGETS]
-    return {"eps": eps, "steps": PGD_STEPS, "accuracy": [pgd_accuracy(t.model, x, y, e, PGD_STEPS, bounds=bounds) for e in eps],
-            "examples": len(y)}
+    budgets = _budgets(t, PGD_BUDGETS)
+    accuracy = [pgd_accuracy(t.model, x, y, e, PGD_STEPS, bounds=bounds, random_start=True,
+                             generator=torch.Generator().manual_seed(derive_seed(t.spec.seed, "measure", f"pgd {b}")))
+                for b, e in zip(PGD_BUDGETS, budgets["eps"])]
+    return {**budgets, "steps": PGD_STEPS, "random_start": True, "accuracy": accuracy, "examples": len(y)}
 
 
-@_measure("effective_rank", "ranks of every layer (||s||_1/||s||_2, entropy, stable, numerical); conv operators by FFT (004 sec 5)")
+@_measure("effective_rank", "ranks of every layer's raw weights (||s||_1/||s||_2, entropy, stable, numerical); conv "
+          "operators by FFT, circular padding (004 sec 5)", version=2)
 def _ranks(t):
     from .rank import layer_ranks, mean_effective_rank
     ranks = layer_ranks(t.model, _sample(t))
+    return {"mean_effective_rank": mean_effective_rank(ranks), "layers": ranks}
+
+
+@_measure("effective_rank_folded", "as effective_rank, batch norm folded into the layer before it first", default=False)
+def _ranks_folded(t):
+    from .rank import layer_ranks, mean_effective_rank
+    ranks = layer_ranks(t.model, _sample(t), fold=True)
     return {"mean_effective_rank": mean_effective_rank(ranks), "layers": ranks}
 
 
@@ -326,7 +356,7 @@ def compute(target: Target, names: list[str], force: bool = False, progress: Cal
             if progress:
                 progress(name)
             return MEASURES[name].compute(target)
-        rows.append(cached_measure(target.store, target.phase_id, name, run, force))
+        rows.append({**cached_measure(target.store, target.phase_id, MEASURES[name].key, run, force), "name": name})
     return rows
 
 

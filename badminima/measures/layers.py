@@ -26,6 +26,23 @@ def weight_layers(model: nn.Module) -> dict[str, nn.Module]:
     return {name: m for name, m in model.named_modules() if isinstance(m, WEIGHT_LAYERS)}
 
 
+SHORTCUT_NAMES = ("shortcut", "downsample")  # how residual blocks name their projection (the models here, torchvision)
+
+
+def is_shortcut(name: str) -> bool:
+    """Whether the module `name` (a dotted path) is, or lies inside, a residual block's shortcut projection."""
+    return any(part in SHORTCUT_NAMES for part in name.split("."))
+
+
+def inner_layers(model: nn.Module) -> dict[str, nn.Module]:
+    """The weight layers between the first and the last one (in registration order, forward order for our
+    models), shortcut projections left out: a ResNet's block convolutions without its stem convolution, its
+    shortcuts and its classifier; an MLP's hidden-to-hidden layers. Paper 004's rank study (Figure 2, the
+    authors' `max_rank`/`clip_network`) measures and changes exactly a ResNet's block convolutions."""
+    layers = list(weight_layers(model).items())[1:-1]
+    return {name: m for name, m in layers if not is_shortcut(name)}
+
+
 def batchnorm_scale_shift(bn: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
     """(a, c) with bn(x) = a*x + c per channel in eval mode."""
     if bn.running_mean is None or bn.running_var is None:

@@ -9,23 +9,38 @@ Conventions, where the literature has several:
 - layer-wise norms (`layer_frobenius_norms`, `spectral_norms`) are of the weight tensors of linear and
   convolution layers, after batch norm is folded into the layer before it (see `layers.fold_batchnorm`);
   biases are not part of a layer's norm.
-- spectral norm of a convolution: either the operator norm of the convolution on the layer's true
-  input size with circular (wrap-around) padding, by the FFT method of Sedghi, Gupta & Long 2018
-  ("The singular values of convolutional layers", Theorem 6; strided convolutions by the aliasing
-  identity below), or the largest singular value of the kernel reshaped to (out, in*k*k).
+- spectral norm of a convolution, three named methods (SPECTRAL_METHODS):
+  "zero-padding" (the default): the exact operator norm of the convolution as the layer computes it
+  (its zero padding, stride, dilation, groups) on the input size it sees, by Lanczos (ARPACK) on
+  A^T A, A the convolution and A^T its adjoint (the transposed convolution, by autograd);
+  "circular": the operator norm with circular (wrap-around) padding on that input size, by the FFT
+  method of Sedghi, Gupta & Long 2018 ("The singular values of convolutional layers", Theorem 6;
+  strided convolutions by the aliasing identity below) - not the layer's operator: on ResNet's 4x4
+  maps a 3x3 kernel's two norms differ by 9-21%; "reshaped": the largest singular value of the
+  kernel reshaped to (out, in*k*k), which needs no input size.
+- products of layer norms (`spectral_norm_product`): over the chain of weight layers, leaving out the
+  shortcut (projection) convolutions of residual blocks, which act in parallel to a block and not in
+  series with its layers (the product is then not a Lipschitz bound of a residual net; it is what the
+  papers plot). The layers left out are returned with the product.
 - path norms: of the architecture `model.net` (the standardization is preprocessing, as in the papers
   where data are normalized by the loader), after batch-norm folding, with biases as weights from a
-  constant-1 unit (the usual augmentation).
+  constant-1 unit (the usual augmentation); average pooling is the linear layer it is (see `path_norm`).
 """
 from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
+from torch.overrides import TorchFunctionMode
 
-from .layers import (CONVOLUTIONS, architecture, batchnorm_scale_shift, fold_batchnorm, input_sizes,
+from .layers import (CONVOLUTIONS, architecture, batchnorm_scale_shift, fold_batchnorm, input_sizes, is_shortcut,
                      remaining_batchnorms, weight_layers)
+
+SPECTRAL_METHODS = ("zero-padding", "circular", "reshaped")
+EXPLICIT_BELOW = 256  # operators on fewer input entries than this are written out as matrices
 
 
 def frobenius_norm(model: nn.Module) -> float:
@@ -94,16 +109,17 @@ def conv_singular_values(weight: torch.Tensor, input_size: tuple[int, ...], stri
     return values.sort(descending=True).values
 
 
-def layer_singular_values(layer: nn.Module, input_size: tuple[int, ...] | None, method: str = "fft") -> torch.Tensor:
-    """Singular values (descending, float64) of a linear layer's matrix, or of a convolution: its operator
-    on `input_size` ("fft", circular padding) or its kernel reshaped to (out, in*k...) ("reshaped")."""
+def layer_singular_values(layer: nn.Module, input_size: tuple[int, ...] | None, method: str = "circular") -> torch.Tensor:
+    """All singular values (descending, float64) of a linear layer's matrix, or of a convolution: its operator
+    on `input_size` with circular padding ("circular", Sedghi et al. 2018) or its kernel reshaped to
+    (out, in*k...) ("reshaped"). (The zero-padding operator's top value: `conv_operator_norm`.)"""
     w = layer.weight.detach().double()
     if not isinstance(layer, CONVOLUTIONS):
         return torch.linalg.svdvals(w)
     if method == "reshaped":
         return torch.linalg.svdvals(w.flatten(1))
-    if method != "fft":
-        raise ValueError(f"unknown method {method!r} (fft or reshaped)")
+    if method != "circular":
+        raise ValueError(f"unknown method {method!r} (circular or reshaped)")
     if layer.groups != 1 or any(d != 1 for d in layer.dilation):
         raise ValueError("the FFT method here covers convolutions with groups=1 and dilation 1")
     if input_size is None:
@@ -111,19 +127,80 @@ def layer_singular_values(layer: nn.Module, input_size: tuple[int, ...] | None, 
     return conv_singular_values(w, input_size, layer.stride)
 
 
-def spectral_norms(model: nn.Module, sample: torch.Tensor | None = None, method: str = "fft",
+@torch.no_grad()
+def conv_operator_norm(layer: nn.Module, input_size: tuple[int, ...], tol: float = 1e-12, seed: int = 0) -> float:
+    """The largest singular value of the convolution `layer` (bias left out) as the linear map it computes on
+    inputs of spatial size `input_size`: its own padding (zeros unless its padding_mode says otherwise),
+    stride, dilation and groups, in float64.
+
+    sqrt of the largest eigenvalue of A^T A by Lanczos (scipy's eigsh, ARPACK: power iteration refined in its
+    Krylov space), A x = the convolution and A^T y its adjoint (the transposed convolution, taken by autograd
+    so that stride and padding need no bookkeeping); relative tolerance `tol`, start vector seeded by `seed`.
+    Operators on fewer than EXPLICIT_BELOW input entries are written out as matrices and decomposed exactly.
+    """
+    from scipy.sparse.linalg import LinearOperator, eigsh
+
+    w = layer.weight.detach().double()
+    shape = (w.shape[1] * layer.groups, *input_size)
+    n = math.prod(shape)
+
+    def apply(x: torch.Tensor) -> torch.Tensor:
+        return layer._conv_forward(x, w, None)
+
+    if n < EXPLICIT_BELOW:
+        basis = torch.eye(n, dtype=torch.float64, device=w.device).reshape(n, *shape)
+        return float(torch.linalg.matrix_norm(apply(basis).reshape(n, -1).T, ord=2))
+    with torch.enable_grad():
+        x0 = torch.zeros((1, *shape), dtype=torch.float64, device=w.device, requires_grad=True)
+        y0 = apply(x0)
+    gram_calls = [0]
+
+    def gram(v: np.ndarray) -> np.ndarray:  # A^T A v
+        gram_calls[0] += 1
+        x = torch.from_numpy(np.ascontiguousarray(v, dtype=np.float64)).to(w.device).reshape(1, *shape)
+        y = apply(x)
+        with torch.enable_grad():
+            (back,) = torch.autograd.grad(y0, x0, y, retain_graph=True)
+        return back.reshape(-1).cpu().numpy()
+
+    op = LinearOperator((n, n), matvec=gram, dtype=np.float64)
+    v0 = np.random.default_rng(seed).standard_normal(n)
+    top = eigsh(op, k=1, which="LA", tol=tol, v0=v0, return_eigenvectors=False)[0]
+    return float(math.sqrt(max(top, 0.0)))
+
+
+def spectral_norms(model: nn.Module, sample: torch.Tensor | None = None, method: str = "zero-padding",
                    fold: bool = True) -> dict[str, float]:
     """Largest singular value of each linear/convolution layer (batch norm folded first if `fold`).
 
-    Convolutions: method "fft" is the operator norm on the input size the layer sees on `sample`
-    (found with forward hooks), circular padding (Sedghi et al. 2018); "reshaped" is the spectral norm
-    of the kernel reshaped to (out, in*k*k), which needs no sample.
+    Convolutions (SPECTRAL_METHODS, see the module doc): "zero-padding" (default) is the exact operator norm
+    of the layer on the input size it sees on `sample` (found with forward hooks); "circular" the operator
+    norm with circular padding on that size (Sedghi et al. 2018); "reshaped" the spectral norm of the kernel
+    reshaped to (out, in*k*k), which needs no sample.
     """
+    if method not in SPECTRAL_METHODS:
+        raise ValueError(f"unknown method {method!r} (known: {', '.join(SPECTRAL_METHODS)})")
     net = fold_batchnorm(model, torch.float64) if fold else model
-    sample = sample.double() if (sample is not None and fold) else sample
-    sizes = input_sizes(net, sample) if (method == "fft" and sample is not None) else {}
-    return {name: float(layer_singular_values(m, sizes.get(name), method)[0])
-            for name, m in weight_layers(net).items()}
+    if method != "reshaped":
+        if sample is None:
+            raise ValueError(f"the {method} operator norm needs the layers' input sizes (pass a sample input)")
+        sizes = input_sizes(net, sample.double() if fold else sample)
+    out = {}
+    for name, m in weight_layers(net).items():
+        if method == "zero-padding" and isinstance(m, CONVOLUTIONS):
+            out[name] = conv_operator_norm(m, sizes[name])
+        else:
+            out[name] = float(layer_singular_values(m, sizes.get(name) if method == "circular" else None,
+                                                    "reshaped" if method == "reshaped" else "circular")[0])
+    return out
+
+
+def spectral_norm_product(norms: dict[str, float]) -> dict:
+    """prod of the layers' spectral norms over the chain of weight layers, shortcut (projection) convolutions
+    of residual blocks left out (`layers.is_shortcut`): {"product", "layers" (multiplied), "left_out"}."""
+    kept = [name for name in norms if not is_shortcut(name)]
+    return {"product": math.prod(norms[name] for name in kept), "layers": kept,
+            "left_out": [name for name in norms if is_shortcut(name)]}
 
 
 class _ChannelAffine(nn.Module):
@@ -140,6 +217,34 @@ class _ChannelAffine(nn.Module):
         return x * self.scale.reshape(shape) + self.shift.reshape(shape)
 
 
+LINEAR_POOLS = (F.avg_pool1d, F.avg_pool2d, F.avg_pool3d, F.adaptive_avg_pool1d, F.adaptive_avg_pool2d,
+                F.adaptive_avg_pool3d)
+
+
+class _PoolingAsLinearLayer(TorchFunctionMode):
+    """While active, every average pool (a module or a call of torch.nn.functional's avg pools) applies the
+    entrywise p-th power of its matrix: a path through a k-input average carries weight 1/k, so (1/k)^p.
+    The pool's matrix on the map's spatial size is found by pooling the one-hot maps of its positions
+    (the same matrix for every channel), so padding, stride, ceil_mode and adaptive windows need no rule."""
+
+    def __init__(self, p: float):
+        super().__init__()
+        self.p = p
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func not in LINEAR_POOLS:
+            return func(*args, **kwargs)
+        x, rest = args[0], args[1:]
+        spatial = x.shape[2:]
+        positions = math.prod(spatial)
+        basis = torch.eye(positions, dtype=x.dtype, device=x.device).reshape(positions, 1, *spatial)
+        pooled = func(basis, *rest, **kwargs)  # (positions, 1, *out): column j of the matrix is pooled[j]
+        matrix = pooled.reshape(positions, -1).T.abs() ** self.p
+        out = x.reshape(-1, positions) @ matrix.T
+        return out.reshape(*x.shape[:2], *pooled.shape[2:])
+
+
 @torch.no_grad()
 def path_norm(model: nn.Module, input_shape: tuple[int, ...], p: float = 2.0) -> float:
     """The l_p path norm (Neyshabur, Salakhutdinov & Srebro 2015; paper 000 section 3.6):
@@ -148,9 +253,15 @@ def path_norm(model: nn.Module, input_shape: tuple[int, ...], p: float = 2.0) ->
     Computed by one forward pass of `model.net`, batch norm folded first, with every weight and bias
     replaced by |.|^p, on an all-ones input of `input_shape` (one example, no batch dimension); the
     output summed over classes is the p-th power of the norm. Nonnegative signals make ReLU the identity.
-    A batch norm that cannot be folded counts as a diagonal layer (|a|^p, bias |c|^p). Pooling is applied
-    as it is: average pools weigh a path by 1/k (not 1/k^p) and max pools keep the largest incoming sum,
-    as in the usual forward-pass implementation (Jiang et al. 2020, "Fantastic generalization measures").
+    A batch norm that cannot be folded counts as a diagonal layer (|a|^p, bias |c|^p).
+
+    Pooling. An average pool is a linear layer: a path through a k-input average carries the weight 1/k,
+    which counts (1/k)^p (for p = 2, 1/k^2: the forward pass as it is would count 1/k, which inflates
+    ResNet18's l2 path norm by sqrt(16) = 4 through its global pool of a 4x4 map). Every average pool of
+    torch.nn.functional (modules or calls) is so replaced while the norm is computed. A max pool is not
+    linear: it is counted as the forward pass does, each window passing on the largest of its inputs'
+    path sums - the path norm of the network whose max pools route through that maximizing input (a
+    lower bound on counting every input of a window as a path of weight 1, which would be the sum).
     """
     net = fold_batchnorm(architecture(model), torch.float64)
     for name, bn in remaining_batchnorms(net).items():
@@ -160,7 +271,8 @@ def path_norm(model: nn.Module, input_shape: tuple[int, ...], p: float = 2.0) ->
         m.weight.copy_(m.weight.abs() ** p)
         if m.bias is not None:
             m.bias.copy_(m.bias.abs() ** p)
-    total = net(torch.ones((1, *input_shape), dtype=torch.float64, device=next(net.parameters()).device)).sum()
+    with _PoolingAsLinearLayer(p):
+        total = net(torch.ones((1, *input_shape), dtype=torch.float64, device=next(net.parameters()).device)).sum()
     return float(total) ** (1.0 / p)
 
 

@@ -6,8 +6,11 @@ Conventions (each a function of the singular values s, s_1 the largest):
 - `entropy_effective_rank`: exp(H(p)), p = s / ||s||_1 (Roy & Vetterli 2007);
 - `stable_rank`: ||W||_F^2 / ||W||_2^2 = sum s^2 / s_1^2;
 - `numerical_rank`: #{s_i > rtol * s_1}.
-Convolutions are the operator on the layer's input size by the FFT method (Sedghi et al. 2018, as 004
-does), or the kernel reshaped to (out, in*k*k); see `norms.layer_singular_values`.
+Convolutions are the operator on the layer's input size with circular padding by the FFT method
+(Sedghi et al. 2018, as 004 does), or the kernel reshaped to (out, in*k*k); see
+`norms.layer_singular_values`. Weights are taken as they are (`fold=False`, the default): the authors
+measure the raw convolution weights of their ResNet-18 (Rank_study/singular_values.py), batch norm not
+folded; `fold=True` folds each batch norm into the layer before it first.
 """
 from __future__ import annotations
 
@@ -45,14 +48,14 @@ def numerical_rank(s: torch.Tensor, rtol: float = 1e-3) -> int:
     return int((s > rtol * s.max()).sum())
 
 
-def layer_ranks(model: nn.Module, sample: torch.Tensor | None = None, method: str = "fft", rtol: float = 1e-3,
-                fold: bool = True) -> dict[str, dict[str, float]]:
-    """All four ranks of every linear/convolution layer (batch norm folded first if `fold`), plus the
-    layer's number of singular values `size`. Convolutions by `method` ("fft": operator on the input size
-    seen on `sample`, which is then required; "reshaped": the kernel)."""
+def layer_ranks(model: nn.Module, sample: torch.Tensor | None = None, method: str = "circular", rtol: float = 1e-3,
+                fold: bool = False) -> dict[str, dict[str, float]]:
+    """All four ranks of every linear/convolution layer (raw weights; batch norm folded first if `fold`), plus
+    the layer's number of singular values `size`. Convolutions by `method` ("circular": operator on the input
+    size seen on `sample`, which is then required; "reshaped": the kernel)."""
     net = fold_batchnorm(model, torch.float64) if fold else model
     sample = sample.double() if (sample is not None and fold) else sample
-    sizes = input_sizes(net, sample) if (method == "fft" and sample is not None) else {}
+    sizes = input_sizes(net, sample) if (method == "circular" and sample is not None) else {}
     out = {}
     for name, layer in weight_layers(net).items():
         s = layer_singular_values(layer, sizes.get(name), method)

@@ -1,5 +1,11 @@
-"""RankMin and RankMax (paper 004, section 5 and appendix A.7): low- and high-rank projections of every
-linear and convolution layer, applied by a training callback after every k-th epoch of a phase.
+"""RankMin and RankMax (paper 004, section 5 and appendix A.7): low- and high-rank projections of linear and
+convolution layers, applied by a training callback after every k-th epoch of a phase.
+
+Which layers (`PhaseSpec.rank_layers`): "inner" - the weight layers between the first and the last, shortcut
+projections left out (`measures.layers.inner_layers`): as the authors' code, which changes every ResNet-18
+convolution named "conv" except the stem `conv1.weight` (Rank_study/utils.py, `max_rank`/`clip_network`), so not
+the stem, the shortcuts or the classifier; for an MLP, the hidden-to-hidden layers (our reading: the authors'
+loop matches no MLP layer name). "all": every linear and convolution layer.
 
 For singular values s of a layer's operator and a threshold t:
 - RankMin: s_i -> 0 if s_i < t, else s_i ("setting each singular value below some threshold to zero");
@@ -24,12 +30,20 @@ from typing import Callable
 import torch
 from torch import nn
 
-from ..measures.layers import CONVOLUTIONS, input_sizes, weight_layers
+from ..measures.layers import CONVOLUTIONS, inner_layers, input_sizes, weight_layers
 from ..measures.norms import conv_singular_values
 from ..spec import PhaseSpec
 from .loop import EpochState
 
 MODES = ("min", "max")
+SCOPES = ("inner", "all")
+
+
+def controlled_layers(model: nn.Module, scope: str) -> dict[str, nn.Module]:
+    """The layers RankMin/RankMax change: "inner" (see the module doc) or "all" weight layers."""
+    if scope not in SCOPES:
+        raise ValueError(f"unknown rank_layers {scope!r} (known: {', '.join(SCOPES)})")
+    return inner_layers(model) if scope == "inner" else weight_layers(model)
 
 
 def rank_min(s: torch.Tensor, threshold: float) -> torch.Tensor:
@@ -85,8 +99,8 @@ def project_convolution(weight: torch.Tensor, input_size: tuple[int, ...], mode:
     return full[index].to(weight.dtype)
 
 
-def _layers_and_sizes(model: nn.Module, sample: torch.Tensor | None):
-    layers = weight_layers(model)
+def _layers_and_sizes(model: nn.Module, sample: torch.Tensor | None, names=None):
+    layers = {n: m for n, m in weight_layers(model).items() if names is None or n in names}
     convs = [name for name, m in layers.items() if isinstance(m, CONVOLUTIONS)]
     sizes = input_sizes(model, sample) if sample is not None and convs else {}
     for name in convs:
@@ -99,25 +113,26 @@ def _layers_and_sizes(model: nn.Module, sample: torch.Tensor | None):
 
 
 @torch.no_grad()
-def largest_singular_values(model: nn.Module, sample: torch.Tensor | None = None) -> dict[str, float]:
-    """The largest singular value of every linear layer's matrix and every convolution's stride-1 circular operator
-    on its input size (seen on `sample`)."""
-    layers, sizes = _layers_and_sizes(model, sample)
+def largest_singular_values(model: nn.Module, sample: torch.Tensor | None = None, scope: str = "all") -> dict[str, float]:
+    """The largest singular value of every controlled linear layer's matrix and convolution's stride-1 circular
+    operator on its input size (seen on `sample`)."""
+    layers, sizes = _layers_and_sizes(model, sample, controlled_layers(model, scope))
     return {name: float(conv_singular_values(m.weight.detach().double(), operator_size(m.weight, sizes[name]), 1)[0]
                         if name in sizes
                         else torch.linalg.svdvals(m.weight.detach().double())[0]) for name, m in layers.items()}
 
 
-def relative_thresholds(model: nn.Module, fraction: float, sample: torch.Tensor | None = None) -> dict[str, float]:
-    """fraction x each layer's largest singular value: the absolute thresholds of `apply_rank_control`."""
-    return {name: fraction * s for name, s in largest_singular_values(model, sample).items()}
+def relative_thresholds(model: nn.Module, fraction: float, sample: torch.Tensor | None = None,
+                        scope: str = "all") -> dict[str, float]:
+    """fraction x the largest singular value of each layer in `scope`: the thresholds of `apply_rank_control`."""
+    return {name: fraction * s for name, s in largest_singular_values(model, sample, scope).items()}
 
 
 @torch.no_grad()
 def apply_rank_control(model: nn.Module, mode: str, thresholds: dict[str, float], sample: torch.Tensor | None = None) -> None:
-    """Replace the weight of every linear and convolution layer of `model` by its RankMin ("min") or RankMax ("max")
-    projection with the layer's threshold (by layer name), in place. Convolutions need `sample` (one input)."""
-    layers, sizes = _layers_and_sizes(model, sample)
+    """Replace the weight of every layer named in `thresholds` by its RankMin ("min") or RankMax ("max") projection
+    with that threshold, in place; other layers are left alone. Convolutions need `sample` (one input)."""
+    layers, sizes = _layers_and_sizes(model, sample, thresholds)
     for name, layer in layers.items():
         w = layer.weight
         if name in sizes:
@@ -127,12 +142,13 @@ def apply_rank_control(model: nn.Module, mode: str, thresholds: dict[str, float]
 
 
 def rank_callback(phase: PhaseSpec, sample: torch.Tensor, reference: nn.Module) -> Callable[[EpochState], None] | None:
-    """A callback applying the phase's RankMin/RankMax after every `rank_every`-th epoch (None when off), with
-    thresholds rank_threshold x the largest singular values of `reference` (the model the phase starts from). It
+    """A callback applying the phase's RankMin/RankMax to its `rank_layers` after every `rank_every`-th epoch (None
+    when off), with thresholds rank_threshold x the largest singular values of `reference` (the model the phase
+    starts from). It
     must run before the callbacks that evaluate, so that the recorded metrics are those of the projected model."""
     if phase.rank_mode == "none":
         return None
-    thresholds = relative_thresholds(reference, phase.rank_threshold, sample)
+    thresholds = relative_thresholds(reference, phase.rank_threshold, sample, phase.rank_layers)
 
     def callback(state: EpochState) -> None:
         if state.epoch % phase.rank_every == 0:

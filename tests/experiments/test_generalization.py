@@ -102,7 +102,7 @@ def _records(n=7):
                     "train_loss": rng.uniform(0.009, 0.01), "test_loss": rng.uniform(1, 3),
                     "normalized_train_loss": train, "normalized_test_loss": train + gap,
                     "train_error_percent": 0.0, "test_error_percent": rng.uniform(30, 40),
-                    "product_of_frobenius_norms": rng.uniform(500, 5000), "normalized_predictions_unchanged": True})
+                    "product_of_normalization_factors": rng.uniform(500, 5000), "normalized_predictions_unchanged": True})
     out.append({**out[0], "normalized_train_loss": None})  # a diverged network is not plotted
     return out
 
@@ -151,7 +151,9 @@ def test_family_end_to_end_on_a_tiny_protocol(ws, monkeypatch):
     # its train loss is on its own random labels: the stop rule's full pass over the pretraining set, at the
     # end of training, found the same loss; on the true labels the network is far from a fit
     pretrain_phase = ws.store.run(rl["run_id"])["phases"][1]
-    assert ws.store.epochs(pretrain_phase)[-1]["clean_train_loss"] == pytest.approx(rl["train_loss"], rel=1e-6)
+    recorded = ws.store.epochs(pretrain_phase)[rl["snapshot_epoch"] - 1]  # the chosen snapshot: the last epoch or the one before
+    assert rl["snapshot_epoch"] in (rl["epochs"], rl["epochs"] - 1)
+    assert recorded["clean_train_loss"] == pytest.approx(rl["train_loss"], rel=1e-6)
     spec = RunSpec(DataSpec("digits", train_size=300), tiny.model, seed=0)
     data = ws.dataset(spec)
     model = load_final(ws.store, rl["run_id"], ws.skeleton(spec))
@@ -159,3 +161,141 @@ def test_family_end_to_end_on_a_tiny_protocol(ws, monkeypatch):
     header, rows = gen.loss_table(records)
     assert header[:3] == ["test vs train loss", "points", "slope"] and rows[0][1] == 5
 
+
+
+# ---- issue 12, items 10-12 ----
+
+def test_paper_preset_uses_the_appendix_b_width():
+    assert gen.PAPER_PROTOCOL.model == ModelSpec("cnn3", width=64)
+    model = build_model("cnn3", (3, 32, 32), 10, torch.zeros(3), torch.ones(3), width=64)
+    assert num_parameters(model) == 3 * 64 * 25 + 64 + 64 * 64 * 25 + 64 * 8 * 8 * 10 == 148_224  # > 50 000 examples
+
+
+def test_closest_snapshot_with_zero_training_error():
+    rng = np.random.default_rng(1)
+    candidates = [{"epoch": e, "train_loss": float(rng.uniform(0.001, 0.02)),
+                   "train_error_percent": float(rng.choice([0.0, 0.0, 0.5]))} for e in range(1, 30)]
+    reference = 0.01
+    losses = np.array([c["train_loss"] for c in candidates])
+    zero = np.array([c["train_error_percent"] == 0.0 for c in candidates])
+    expected = np.flatnonzero(zero)[np.argmin(np.abs(losses[zero] - reference))]
+    assert gen.closest_snapshot(candidates, reference)["epoch"] == candidates[expected]["epoch"]
+    assert gen.closest_snapshot([{**c, "train_error_percent": 1.0} for c in candidates], reference) is None
+
+
+def test_the_network_is_the_snapshot_closest_to_the_reference(ws):
+    """With the reference just below the loss of the epoch before the stop, that earlier epoch is the closest:
+    the network measured is that epoch's (rebuilt by a capped run, checked here by an independent evaluation)."""
+    spec = replace(BASE, recipe=replace(RECIPE, stop_at_train_loss=0.01))
+    summary = execute_run(spec, ws)
+    stop = ws.store.phase(summary["run_id"])["epochs"]
+    history = ws.store.epochs(summary["run_id"])
+    before, after = history[stop - 2]["clean_train_loss"], history[stop - 1]["clean_train_loss"]
+    reference = after + 0.7 * (before - after)
+    moved = replace(spec, recipe=replace(RECIPE, stop_at_train_loss=reference))
+    moved_summary = execute_run(moved, ws)
+    assert ws.store.phase(moved_summary["run_id"])["epochs"] == stop  # the same trajectory, the same stop
+    data = ws.dataset(spec)
+    earlier = replace(spec, recipe=replace(RECIPE, epochs=stop - 1, stop_at_train_loss=None))  # what the rule rebuilds
+    model = load_final(ws.store, execute_run(earlier, ws)["run_id"], ws.skeleton(spec)).eval()
+    with torch.no_grad():
+        logits = model(data.x_train).double()
+    loss = float(torch.nn.functional.cross_entropy(logits, data.y_train))
+    assert bool((logits.argmax(1) == data.y_train).all())  # 0% training error one epoch before the stop
+    ctx = Context(moved, [0], "cpu", ws, quiet=True)
+    measured = gen.measure_network(ctx, moved, moved_summary)
+    assert measured["snapshot_epoch"] == stop - 1 and measured["zero_train_error"]
+    assert measured["train_loss"] == pytest.approx(loss, rel=1e-6)
+    assert abs(measured["train_loss"] - reference) < abs(after - reference)
+
+
+def test_residuals_from_the_line_fitted_without_the_random_label_point():
+    records = _records()
+    residuals = gen.line_residuals(records)
+    points = [(r, i) for i, r in enumerate(records) if r["normalized_train_loss"] is not None]
+    fitted = [r for r, _ in points if r["family"] != "random labels"]
+    slope, intercept = np.polyfit([r["normalized_train_loss"] for r in fitted], [r["normalized_test_loss"] for r in fitted], 1)
+    for r, i in points:
+        assert residuals[i] == pytest.approx(r["normalized_test_loss"] - (slope * r["normalized_train_loss"] + intercept),
+                                             abs=1e-12)
+    assert residuals[-1] is None  # the unmeasured network
+    rows = gen.network_rows(records)
+    column = gen.NETWORK_HEADER.index("residual from the line")
+    assert rows[2][column] == f"{residuals[2]:.3g}" and records[2]["family"] == "random labels"
+    assert "random-label network's" in gen.residual_note(records)
+
+
+def test_norm_correlations_are_per_family():
+    """Within each family the norm product rises with the test error, while the families' offsets make the
+    pooled correlation negative: each family's Spearman correlation must be reported, computed here by scipy."""
+    from scipy.stats import spearmanr
+
+    from badminima.experiments import norm_vs_error as nve
+
+    rng = np.random.default_rng(2)
+    records = []
+    for family, shift in (("init std", 0.0), ("random pretraining", 1.0)):
+        norms = np.sort(rng.uniform(1, 2, 6)) + 3 * shift
+        for k, norm in enumerate(norms):
+            records.append({"family": family, "value": k, "seed": 0, "train_labels": "true", "normalized_train_loss": 2.3,
+                            "product_of_normalization_factors": float(norm), "test_error_percent": 40 - 20 * shift + k,
+                            "test_loss": 1.0 + 0.1 * k - shift, "normalized_test_loss": 2.3 + 0.001 * k + rng.uniform(0, 1e-3)})
+    rows = {row[0]: row for row in nve.norm_correlations(records)}
+    assert set(rows) == {"init std", "random pretraining"}
+    for family, row in rows.items():
+        rs = [r for r in records if r["family"] == family]
+        x = [r["product_of_normalization_factors"] for r in rs]
+        assert row[1] == 6
+        for value, key in zip(row[2:], ("test_error_percent", "test_loss", "normalized_test_loss")):
+            assert value == f"{spearmanr(x, [r[key] for r in rs]).statistic:.3g}"
+    pooled = spearmanr([r["product_of_normalization_factors"] for r in records], [r["test_error_percent"] for r in records])
+    assert pooled.statistic < 0 < float(rows["init std"][2])
+
+
+def test_norm_product_is_the_normalizations(trained):
+    """The product of norms of norm-vs-error is the one the normalization divides by: the first layer's weights with
+    its bias, then each weight matrix (numpy), not the weights alone."""
+    spec, _, model = trained
+    conv1, conv2, linear = (m.weight.detach().double().numpy() for m in (model.net[0], model.net[2], model.net[5]))
+    bias = model.net[0].bias.detach().double().numpy()
+    expected = np.linalg.norm(np.concatenate([conv1.ravel(), bias])) * np.linalg.norm(conv2) * np.linalg.norm(linear)
+    x = torch.rand(5, *conv1.shape[1:2], 8, 8)
+    values = gen.losses(model, x, torch.zeros(5, dtype=torch.long), x, torch.zeros(5, dtype=torch.long))
+    assert values["product_of_normalization_factors"] == pytest.approx(expected, rel=1e-10)
+    assert "product_of_frobenius_norms" not in values  # one product, not two
+    from badminima.experiments import norm_vs_error as nve
+    assert nve.NORM == "product_of_normalization_factors"
+
+
+def test_gap_vs_n_has_a_random_label_half(ws, monkeypatch):
+    from badminima.experiments import gap_vs_n
+    from badminima.presets import base_spec
+
+    recipe = replace(RECIPE, epochs=10)  # x 14 and x 7 on the subsets (steps per epoch); fitting is not the point
+    tiny = gen.Protocol(model=ModelSpec("cnn3", width=8), train_size=300, recipe=recipe, pretrain=recipe,
+                        init_stds=(), corrupted_fractions=(), random_labels_std=None, random_labels_epochs=5,
+                        size_fractions=(0.05, 0.1))
+    monkeypatch.setattr(gen, "protocol", lambda preset, dataset: tiny)
+    ctx = Context(base_spec("cpu", "digits"), [0], "cpu", ws, quiet=True)
+    records = gap_vs_n.gap_records(ctx)
+    full = len(ws.dataset(RunSpec(DataSpec("digits"))).y_train)
+    sizes = [round(0.05 * full), round(0.1 * full)]
+    assert [(r["family"], r["value"]) for r in records] == [(labels, n) for n in sizes
+                                                            for labels in ("true labels", "random labels")]
+    for r in records:
+        random = r["family"] == "random labels"
+        assert r["status"] == "done" and r["train_labels"] == r["test_labels"] == ("random" if random else "true")
+        spec = RunSpec(DataSpec("digits", train_size=r["value"]), tiny.model, seed=0)
+        model = load_final(ws.store, r["run_id"], ws.skeleton(spec)).eval()
+        data = ws.dataset(spec)
+        if random:
+            y_test = gen.random_test_labels(spec, data)
+            assert 0.03 < float((y_test == data.y_test).double().mean()) < 0.2  # uniform labels agree 1 in 10
+            with torch.no_grad():
+                loss = float(torch.nn.functional.cross_entropy(model(data.x_test).double(), y_test))
+            assert r["test_loss"] == pytest.approx(loss, rel=1e-6)
+            assert r["test_error_percent"] > 70  # at chance on random test labels (Figure 1b)
+        assert r["error_gap_percent"] == pytest.approx(r["test_error_percent"] - r["train_error_percent"])
+    header, rows = gap_vs_n.gap_table(records)
+    assert [row[0] for row in rows] == ["true labels", "true labels", "random labels", "random labels"]
+    assert "error gap %" in header

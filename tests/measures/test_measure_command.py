@@ -42,6 +42,7 @@ def test_measure_records_and_prints(stored_run, capsys):
     store = Store(out)
     values = store.measures(run_id)
     store.close()
+    values = {name.split(".v")[0]: value for name, value in values.items()}  # stored as name.vN once a convention changed
     assert set(values) == {"frobenius", "l2_path_norm", "margins", "hessian"}
     assert values["frobenius"] == pytest.approx(_frobenius_from_checkpoint(out, run_id), rel=1e-9)
     assert values["l2_path_norm"] > 0 and 0 <= values["margins"]["test"]["fraction_negative"] <= 1
