@@ -1,6 +1,7 @@
 """The `badminima` command: parses, then calls the library.
 
   badminima run EXPERIMENT [--preset cpu|paper] [--config FILE.toml] [flags] [--seeds 0,1] [--out DIR] [--json]
+  badminima estimate EXPERIMENT [the flags of run] [--steps N]
   badminima report OUT
   badminima list [datasets|models|inits|recipes|experiments|presets]
 
@@ -67,6 +68,18 @@ def build_parser() -> Parser:
     run.add_argument("--address", help="HOST:PORT of the Ray cluster (with --executor ray)")
     run.add_argument("--json", action="store_true", help="print the summary as JSON records instead of a table")
     run.add_argument("--quiet", action="store_true", help="no progress lines")
+    run.add_argument("--precision", choices=["fp32", "tf32", "bf16"],
+                     help="fp32 (default, the paper's: IEEE float32), tf32 (TF32 convolutions/matmuls on CUDA) or "
+                          "bf16 (autocast); recorded in the run's id")
+    run.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
+                     help="NHWC memory layout of the model and batches (recorded in the run's id)")
+    run.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
+                     help="torch.compile the model for the training steps (recorded in the run's id)")
+
+    est = sub.add_parser("estimate", parents=[run], add_help=False, conflict_handler="resolve",
+                         help="measure a few steps on this device and print the device-hours of an experiment's "
+                              "whole grid (the flags of `run`)")
+    est.add_argument("--steps", type=int, default=5, help="timed training steps per distinct phase setting (default 5)")
 
     rep = sub.add_parser("report", help="redraw every experiment in an output directory into report/index.html")
     rep.add_argument("out")
@@ -114,6 +127,8 @@ def flag_overrides(args) -> dict:
         ("recipe", "epochs"): args.epochs, ("recipe", "lr"): args.lr, ("recipe", "batch_size"): args.batch_size,
         ("recipe", "stop_at_100"): args.stop_at_100,
         ("init", "pretrain", "batch_size"): args.batch_size, ("init", "pretrain", "epochs"): args.pretrain_epochs,
+        ("compute", "precision"): args.precision, ("compute", "channels_last"): args.channels_last,
+        ("compute", "compile"): args.compile,
     }
     out: dict = {}
     for path, value in pairs.items():
@@ -184,6 +199,11 @@ def cmd_run(args) -> int:
             ws.skeleton(spec)
     if args.threads < 1:
         raise BadInput(f"--threads must be at least 1, got {args.threads}")
+    if device == "cuda":  # the pool's workers share the GPU: each checks its 1/workers share (train/memory.py)
+        import os
+
+        from .train.memory import SHARE_ENV
+        os.environ[SHARE_ENV] = str(workers)
     executor = make_executor(args.executor, workers, args.address, args.threads)
     ws.store = Store(args.out)
     started = time.perf_counter()
@@ -221,6 +241,12 @@ def cmd_measure(args) -> int:
                            args.force, args.quiet)
 
 
+def cmd_estimate(args) -> int:
+    from .estimate import estimate_command
+
+    return estimate_command(args, resolve_base(args), pick_device(args.device))
+
+
 def cmd_list(args) -> int:
     from .data import DATASETS
     from .experiments import EXPERIMENTS
@@ -251,7 +277,8 @@ def cmd_list(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
-        return {"run": cmd_run, "report": cmd_report, "measure": cmd_measure, "list": cmd_list}[args.command](args)
+        return {"run": cmd_run, "report": cmd_report, "measure": cmd_measure, "list": cmd_list,
+                "estimate": cmd_estimate}[args.command](args)
     except BadInput as exc:
         print(f"badminima: error: {exc}", file=sys.stderr)
         return 2

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from .data import Dataset, load_dataset
+from .data import Dataset, as_inputs, load_dataset
 from .data.augment import augment
 from .inits import get_init
 from .measures import relative_distance
@@ -63,7 +63,9 @@ def plan(spec: RunSpec) -> list[Phase]:
     phases = [Phase(digest({"phase": "random-init", **base, **({"init": transformed} if transformed else {})}),
                     "random-init", None)]
     if entry.pretraining_data is not None:
-        phases.append(Phase(digest({"phase": "pretrain", **base, "init": nd.get("init", {})}), "pretrain", phases[-1].id))
+        computed = {"compute": nd["compute"]} if "compute" in nd else {}  # how it is computed (none by default)
+        phases.append(Phase(digest({"phase": "pretrain", **base, "init": nd.get("init", {}), **computed}), "pretrain",
+                            phases[-1].id))
     phases.append(Phase(run_id(spec), "train", phases[-1].id))
     return phases
 
@@ -81,18 +83,32 @@ class Workspace:
     device: str = "cpu"
     quiet: bool = False
 
-    def dataset(self, spec: RunSpec) -> Dataset:
+    def stored(self, spec: RunSpec) -> Dataset:
+        """The dataset as the training path keeps it on the device: image files' pixels as uint8
+        (data.as_inputs turns a batch into inputs), other data as float inputs."""
         key = (spec.data.name, str(self.data_dir), self.device, spec.data.train_size,
                spec.seed if spec.data.train_size else None)
         if key not in _DATASETS:
-            data = load_dataset(spec.data.name, self.data_dir, spec.data.train_size, spec.seed)
+            data = load_dataset(spec.data.name, self.data_dir, spec.data.train_size, spec.seed, compact=True)
             for name in ("x_train", "y_train", "x_test", "y_test"):
                 setattr(data, name, getattr(data, name).to(self.device))
             _DATASETS[key] = data
         return _DATASETS[key]
 
+    def dataset(self, spec: RunSpec) -> Dataset:
+        """The dataset on the device with float inputs (for measures and experiments; made from `stored`
+        the first time it is asked for)."""
+        data = self.stored(spec)
+        if not data.compact:
+            return data
+        key = ("floats", spec.data.name, str(self.data_dir), self.device, spec.data.train_size,
+               spec.seed if spec.data.train_size else None)
+        if key not in _DATASETS:
+            _DATASETS[key] = data.floats()
+        return _DATASETS[key]
+
     def skeleton(self, spec: RunSpec) -> Classifier:
-        data = self.dataset(spec)
+        data = self.stored(spec)
         mean, std = (t.cpu() for t in data.standardization())
         model = build_model(spec.model.name, data.input_shape, data.num_classes, mean, std,
                             spec.model.width, spec.model.depth)
@@ -107,7 +123,11 @@ class Diverged(Exception):
 
 
 def execute_phase(spec: RunSpec, index: int, ws: Workspace) -> None:
-    """Make phase `index` of `spec` done (training what it starts from too, if that is missing)."""
+    """Make phase `index` of `spec` done (training what it starts from too, if that is missing).
+    On a GPU, first check that the phase fits this worker's share of the device memory."""
+    if torch.device(ws.device).type == "cuda":
+        from .train.memory import check_phase_memory
+        check_phase_memory(spec, ws)
     try:
         _ensure(plan(spec), index, check(spec), ws)
     except Diverged:
@@ -163,7 +183,7 @@ def _ensure(phases: list[Phase], i: int, spec: RunSpec, ws: Workspace) -> Classi
 
 
 def _train(phase: Phase, start: Classifier | None, spec: RunSpec, ws: Workspace) -> Classifier:
-    store, data = ws.store, ws.dataset(spec)
+    store, data = ws.store, ws.stored(spec)
     folder = store.phase_dir(phase.id)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "spec.json").write_text(json.dumps({"phase": phase.kind, **to_dict(spec)}, indent=2) + "\n")
@@ -173,7 +193,7 @@ def _train(phase: Phase, start: Classifier | None, spec: RunSpec, ws: Workspace)
         model = ws.skeleton(spec)
         entry = get_init(spec.init.name)
         if entry.transform is not None:  # e.g. `normal`: weights redrawn from N(0, std^2), generator on the CPU
-            given = {"data": _cpu(data)} if entry.transform_needs_data else {}  # e.g. `lemma1` fits a classifier
+            given = {"data": _cpu(data).floats()} if entry.transform_needs_data else {}  # e.g. `lemma1` fits a classifier
             entry.transform(model, spec.init, torch.Generator().manual_seed(derive_seed(spec.seed, "init-transform")),
                             **given)
         _finish(phase, model, model, data.x_train, data.y_train, 0, "initialized", 0.0, ws, data)
@@ -181,7 +201,7 @@ def _train(phase: Phase, start: Classifier | None, spec: RunSpec, ws: Workspace)
 
     model = copy.deepcopy(start)
     if phase.kind == "pretrain":
-        x, y = pretraining_data(spec, ws)
+        x, y = pretraining_data(spec, ws, compact=True)
         recipe = spec.init.pretrain
     else:
         x, y, recipe = data.x_train, data.y_train, spec.recipe
@@ -204,7 +224,7 @@ def _train(phase: Phase, start: Classifier | None, spec: RunSpec, ws: Workspace)
             model, history, start_epoch = copy.deepcopy(start), [], 0
     store.truncate_epochs(phase.id, start_epoch)
 
-    rank = rank_callback(recipe, x[:1], start)  # RankMin/RankMax first: later callbacks see the projected model
+    rank = rank_callback(recipe, as_inputs(x[:1]), start)  # RankMin/RankMax first: later callbacks see the projected model
     callbacks = [*([rank] if rank else []), cb.evaluate_on(data.x_test, data.y_test, "test"), cb.stop_rule(recipe, x, y),
                  cb.record(store, phase.id, resume_path)]
     if not ws.quiet:
@@ -215,20 +235,21 @@ def _train(phase: Phase, start: Classifier | None, spec: RunSpec, ws: Workspace)
     else:
         outcome = train_phase(model, x, y, recipe, derive_seed(spec.seed, phase.kind),
                               lambda xb, yb, g: augment(xb, yb, data, g), callbacks, start_epoch, history, restore,
-                              penalty_of(recipe), pgd_perturbation(recipe, data))
+                              penalty_of(recipe), pgd_perturbation(recipe, data), spec.compute)
     if outcome.diverged:
         _diverged(phase, outcome.epochs, _seconds(outcome), ws, "non-finite loss or weights")
-    _finish(phase, model, start, x, y, outcome.epochs, outcome.stop_reason, _seconds(outcome), ws, data)
+    _finish(phase, model, start, x, y, outcome.epochs, outcome.stop_reason, _seconds(outcome), ws, data, spec.compute)
     resume_path.unlink(missing_ok=True)
     return model
 
 
-def pretraining_data(spec: RunSpec, ws: Workspace) -> tuple[torch.Tensor, torch.Tensor]:
+def pretraining_data(spec: RunSpec, ws: Workspace, compact: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """The (inputs, labels) that the pretraining phase of `spec` trains on, on the workspace's device
-    (the same tensors every time: their generator is seeded by the run's seed)."""
+    (the same tensors every time: their generator is seeded by the run's seed). `compact`: images as
+    uint8 pixels, as the training path keeps them (Algorithm 1's R replicas at a quarter of float's size)."""
     generator = torch.Generator().manual_seed(derive_seed(spec.seed, "pretraining-data"))
-    x, y = get_init(spec.init.name).pretraining_data(_cpu(ws.dataset(spec)), spec.init, generator)
-    return x.to(ws.device), y.to(ws.device)
+    x, y = get_init(spec.init.name).pretraining_data(_cpu(ws.stored(spec)), spec.init, generator)
+    return (x if compact else as_inputs(x)).to(ws.device), y.to(ws.device)
 
 
 def _seconds(outcome) -> float:
@@ -245,11 +266,13 @@ def _diverged(phase: Phase, epochs: int, seconds: float, ws: Workspace, why: str
     raise Diverged(phase.id)
 
 
-def _finish(phase: Phase, model, start, x, y, epochs: int, reason: str, seconds: float, ws: Workspace, data: Dataset) -> None:
-    """Record a phase's outcome from a final evaluation; a phase whose final weights or losses are
-    not finite is diverged, whatever the loop saw (no NaN ever reaches a record)."""
-    train_loss, train_acc = evaluate(model, x, y)
-    test_loss, test_acc = evaluate(model, data.x_test, data.y_test)
+def _finish(phase: Phase, model, start, x, y, epochs: int, reason: str, seconds: float, ws: Workspace, data: Dataset,
+            compute=None) -> None:
+    """Record a phase's outcome from a final evaluation (computed as the phase was; a random init in fp32);
+    a phase whose final weights or losses are not finite is diverged, whatever the loop saw (no NaN ever
+    reaches a record)."""
+    train_loss, train_acc = evaluate(model, x, y, compute=compute)
+    test_loss, test_acc = evaluate(model, data.x_test, data.y_test, compute=compute)
     if not (weights_finite(model) and math.isfinite(train_loss) and math.isfinite(test_loss)):
         _diverged(phase, epochs, seconds, ws, "non-finite final weights or loss")
     distance = relative_distance(model, start) if start is not None and start is not model else 0.0

@@ -99,12 +99,33 @@ class InitSpec:
 
 
 @dataclass(frozen=True)
+class ComputeSpec:
+    """How the trained phases are computed (not what): the defaults are the paper's fp32 on a contiguous
+    layout, uncompiled, so that they leave every run id as it was (ids hash only non-default fields).
+
+    precision: "fp32" - IEEE float32 everywhere (TF32 off on CUDA, as on the paper's pre-Ampere GPUs);
+    "tf32" - float32 storage with TF32 convolutions and matmuls on CUDA (on the CPU the same as fp32);
+    "bf16" - torch.autocast to bfloat16 (weights, gradients and optimizer state stay float32).
+    channels_last: the model and each batch in NHWC memory layout. compile: torch.compile of the model.
+    They apply to every trained phase's steps and evaluations; a random init is computed the same way for
+    all of them (its phase id ignores them)."""
+
+    precision: str = "fp32"
+    channels_last: bool = False
+    compile: bool = False
+
+
+PRECISIONS = ("fp32", "tf32", "bf16")
+
+
+@dataclass(frozen=True)
 class RunSpec:
     data: DataSpec = DataSpec()
     model: ModelSpec = ModelSpec()
     init: InitSpec = InitSpec()
     recipe: PhaseSpec = PhaseSpec()
     seed: int = 0
+    compute: ComputeSpec = ComputeSpec()
 
 
 def recipe_name(recipe: PhaseSpec) -> str:
@@ -213,7 +234,7 @@ def _coerce(hint: Any, value: Any, where: str, default: Any) -> Any:
 
 
 def load_toml(path: str | Path) -> dict:
-    """Read a spec file: tables [data], [model], [init], [init.pretrain], [recipe] and `seed`."""
+    """Read a spec file: tables [data], [model], [init], [init.pretrain], [recipe], [compute] and `seed`."""
     try:
         with open(path, "rb") as fh:
             return tomllib.load(fh)
@@ -278,6 +299,8 @@ def validate(spec: RunSpec) -> RunSpec:
             raise BadInput(f"{where}: rank_layers must be inner or all, got {phase.rank_layers!r}")
         if phase.adversarial_steps < 0 or phase.adversarial_eps < 0 or phase.adversarial_step_size < 0:
             raise BadInput(f"{where}: adversarial_steps, adversarial_eps and adversarial_step_size must be >= 0")
+    if spec.compute.precision not in PRECISIONS:
+        raise BadInput(f"precision must be one of {', '.join(PRECISIONS)}, got {spec.compute.precision!r}")
     if spec.seed < 0:
         raise BadInput(f"seed must be non-negative, got {spec.seed}")
     if spec.data.train_size is not None and spec.data.train_size < 1:

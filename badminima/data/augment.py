@@ -7,12 +7,24 @@ padding, and no flip (a reversed MNIST-1D signal is a different digit);
 points (gaussians2d): paper 000's toy augmentation, "replicating each training point twice and adding
 Gaussian noise" - every batch becomes two copies of itself, each with fresh N(0, noise_std^2) noise
 (natural units), so the copies change every epoch.
+
+Images may be uint8 pixels (see data.as_inputs): cropping with zero padding and flipping move pixels
+without arithmetic, so augmenting pixels then converting equals converting then augmenting, bit for bit.
+The random numbers are drawn from the CPU generator (the same numbers on every device) and reach the
+device by an asynchronous copy from pinned memory, so a GPU step never waits for the host.
 """
 from __future__ import annotations
 
 import torch
 
 from . import Dataset
+
+
+def to_device(t: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """A CPU tensor on `device` without a host synchronisation (pinned memory, asynchronous copy)."""
+    if device.type == "cpu":
+        return t
+    return t.pin_memory().to(device, non_blocking=True)
 
 
 def random_crop(x: torch.Tensor, pad: int, generator: torch.Generator) -> torch.Tensor:
@@ -23,7 +35,7 @@ def random_crop(x: torch.Tensor, pad: int, generator: torch.Generator) -> torch.
     out = torch.nn.functional.pad(x, (pad, pad) * len(spatial))
     for d, size in enumerate(spatial):
         dim = 2 + d
-        offset = torch.randint(0, 2 * pad + 1, (n,), generator=generator).to(x.device)
+        offset = to_device(torch.randint(0, 2 * pad + 1, (n,), generator=generator), x.device)
         index = offset.view(-1, 1) + torch.arange(size, device=x.device)  # (n, size): the kept positions along dim
         view = [n] + [1] * (out.dim() - 1)
         view[dim] = size
@@ -34,7 +46,7 @@ def random_crop(x: torch.Tensor, pad: int, generator: torch.Generator) -> torch.
 
 
 def random_flip(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    flip = (torch.rand(x.shape[0], generator=generator) < 0.5).to(x.device)
+    flip = to_device(torch.rand(x.shape[0], generator=generator) < 0.5, x.device)
     return torch.where(flip.view(-1, *([1] * (x.dim() - 1))), x.flip(-1), x)
 
 
@@ -42,7 +54,7 @@ def augment(x: torch.Tensor, y: torch.Tensor, data: Dataset,
             generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     """An augmented batch (inputs, labels) for `data`'s kind."""
     if data.kind == "points":
-        copies = torch.cat([x, x]) + data.noise_std * torch.randn((2 * len(x),) + x.shape[1:], generator=generator).to(x.device)
+        copies = torch.cat([x, x]) + data.noise_std * to_device(torch.randn((2 * len(x),) + x.shape[1:], generator=generator), x.device)
         return copies, torch.cat([y, y])
     x = random_crop(x, data.crop_padding, generator)
     return (random_flip(x, generator) if data.flip else x), y

@@ -3,7 +3,8 @@
 CIFAR-10 (cifar-10-batches-bin/): data_batch_1..5.bin and test_batch.bin, records of
 1 label byte + 3072 pixel bytes (1024 red, 1024 green, 1024 blue, row-major 32x32).
 CIFAR-100 (cifar-100-binary/): train.bin and test.bin, records of 1 coarse + 1 fine label byte
-+ 3072 pixel bytes; we use the fine (100-class) labels.
++ 3072 pixel bytes; we use the fine (100-class) labels. Images are kept as their uint8 pixel bytes
+(data.as_inputs gives the inputs k/255).
 """
 from __future__ import annotations
 
@@ -32,7 +33,7 @@ def read_records(path: Path, label_bytes: int, label_index: int) -> tuple[torch.
         raise BadInput(f"{path}: size {raw.size} bytes is not a whole number of {record}-byte records")
     raw = raw.reshape(-1, record)
     labels = torch.from_numpy(raw[:, label_index].astype(np.int64))
-    images = torch.from_numpy(raw[:, label_bytes:].reshape(-1, 3, 32, 32).astype(np.float32) / 255.0)
+    images = torch.from_numpy(np.ascontiguousarray(raw[:, label_bytes:]).reshape(-1, 3, 32, 32))  # uint8 pixels
     return images, labels
 
 

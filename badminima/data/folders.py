@@ -41,7 +41,7 @@ def read_folders(folders: list[tuple[Path, int]]) -> tuple[torch.Tensor, torch.T
             labels.append(label)
     if not images:
         raise BadInput(f"no images found under {folders[0][0].parent}")
-    x = torch.from_numpy(np.stack(images).astype(np.float32) / 255.0)
+    x = torch.from_numpy(np.stack(images))  # uint8 pixels (data.as_inputs gives the inputs k/255)
     return x, torch.tensor(labels, dtype=torch.int64)
 
 
