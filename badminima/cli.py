@@ -67,6 +67,10 @@ def build_parser() -> Parser:
     run.add_argument("--address", help="HOST:PORT of the Ray cluster (with --executor ray)")
     run.add_argument("--json", action="store_true", help="print the summary as JSON records instead of a table")
     run.add_argument("--quiet", action="store_true", help="no progress lines")
+    run.add_argument("--track", choices=["mlflow"], help="log every phase (spec, per-epoch metrics, results) to "
+                                                        "MLflow (pip install 'badminima[mlflow]')")
+    run.add_argument("--tracking-uri", help="MLflow tracking URI, e.g. sqlite:///mlflow.db or http://host:5000 "
+                                            "(default: MLflow's, from MLFLOW_TRACKING_URI)")
 
     rep = sub.add_parser("report", help="redraw every experiment in an output directory into report/index.html")
     rep.add_argument("out")
@@ -184,6 +188,8 @@ def cmd_run(args) -> int:
             ws.skeleton(spec)
     if args.threads < 1:
         raise BadInput(f"--threads must be at least 1, got {args.threads}")
+    from .tracking import open_tracker
+    ws.tracker = open_tracker(args.track, args.tracking_uri, args.experiment)
     executor = make_executor(args.executor, workers, args.address, args.threads)
     ws.store = Store(args.out)
     started = time.perf_counter()

@@ -80,6 +80,7 @@ class Workspace:
     data_dir: str | Path | None = None
     device: str = "cpu"
     quiet: bool = False
+    tracker: object = None  # badminima.tracking: where the driver logs finished phases (None: nowhere)
 
     def dataset(self, spec: RunSpec) -> Dataset:
         key = (spec.data.name, str(self.data_dir), self.device, spec.data.train_size,
