@@ -68,6 +68,10 @@ def build_parser() -> Parser:
     run.add_argument("--address", help="HOST:PORT of the Ray cluster (with --executor ray)")
     run.add_argument("--json", action="store_true", help="print the summary as JSON records instead of a table")
     run.add_argument("--quiet", action="store_true", help="no progress lines")
+    run.add_argument("--track", choices=["mlflow"], help="log every phase (spec, per-epoch metrics, results) to "
+                                                        "MLflow (pip install 'badminima[mlflow]')")
+    run.add_argument("--tracking-uri", help="MLflow tracking URI, e.g. sqlite:///mlflow.db or http://host:5000 "
+                                            "(default: MLflow's, from MLFLOW_TRACKING_URI)")
     run.add_argument("--precision", choices=["fp32", "tf32", "bf16"],
                      help="fp32 (default, the paper's: IEEE float32), tf32 (TF32 convolutions/matmuls on CUDA) or "
                           "bf16 (autocast); recorded in the run's id")
@@ -204,6 +208,8 @@ def cmd_run(args) -> int:
 
         from .train.memory import SHARE_ENV
         os.environ[SHARE_ENV] = str(workers)
+    from .tracking import open_tracker
+    ws.tracker = open_tracker(args.track, args.tracking_uri, args.experiment)
     executor = make_executor(args.executor, workers, args.address, args.threads)
     ws.store = Store(args.out)
     started = time.perf_counter()

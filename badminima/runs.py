@@ -82,6 +82,7 @@ class Workspace:
     data_dir: str | Path | None = None
     device: str = "cpu"
     quiet: bool = False
+    tracker: object = None  # badminima.tracking: where the driver logs finished phases (None: nowhere)
 
     def stored(self, spec: RunSpec) -> Dataset:
         """The dataset as the training path keeps it on the device: image files' pixels as uint8

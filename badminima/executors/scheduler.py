@@ -16,6 +16,7 @@ import time
 import uuid
 
 from ..errors import BadInput
+from ..progress import Sweep
 from ..runs import Workspace, check, final_path, plan, summary
 from ..spec import RunSpec, to_dict
 from ..store import CorruptCheckpoint, load_checkpoint
@@ -79,7 +80,7 @@ def execute(specs: list[RunSpec], ws: Workspace, executor, label: str = "runs") 
     pending = sorted((pid for pid in tasks if pid not in status), key=lambda pid: -below[pid])
     attempts: dict[str, int] = {}
     in_flight: dict[cf.Future, str] = {}
-    total, started = len(pending), 0
+    sweep = Sweep(label, {pid: tasks[pid][:2] for pid in pending}, executor, store.dir, ws.quiet)
     try:
         while pending or in_flight:
             for pid in list(pending):
@@ -97,12 +98,9 @@ def execute(specs: list[RunSpec], ws: Workspace, executor, label: str = "runs") 
                     status[pid] = s
                     pending.remove(pid)
                     continue
-                started += 1
-                if not ws.quiet:
-                    print(f"[{started}/{total}] {label}: {plan(spec)[index].kind} {pid} (data {spec.data.name}, "
-                          f"init {spec.init.name}, seed {spec.seed}) on {executor.name}", file=sys.stderr, flush=True)
+                sweep.start(pid)
                 future = executor.submit(run_phase, str(store.dir), to_dict(spec), index,
-                                         None if ws.data_dir is None else str(ws.data_dir), ws.device, ws.quiet)
+                                         None if ws.data_dir is None else str(ws.data_dir), ws.device, sweep.worker_quiet)
                 in_flight[future] = pid
                 pending.remove(pid)
             if in_flight:
@@ -136,8 +134,14 @@ def execute(specs: list[RunSpec], ws: Workspace, executor, label: str = "runs") 
                 if pid not in status and (s := _finished(store, pid, ws)):
                     status[pid] = s
             pending = [pid for pid in pending if pid not in status]
+            sweep.update(status, in_flight.values())
+            if ws.tracker:  # MLflow (badminima.tracking): each phase once it is finished and ingested
+                ws.tracker.log_finished(store, status)
     finally:  # phases still in flight (after an error) keep their journals for the next run
+        sweep.close()
         ingest(store, only=set(tasks) - set(in_flight.values()))
         for pid in set(tasks) - set(in_flight.values()):
             store.release(pid, owner)
+        if ws.tracker:
+            ws.tracker.log_finished(store, status)
     return [summary(spec, store) for spec in specs]

@@ -47,6 +47,7 @@ class Target:
     phases: list[str]
     spec: Any
     workspace: Any
+    progress: Callable[[int], None] | None = None  # told the Hessian-vector products used (long measures)
 
     @property
     def phase_id(self) -> str:
@@ -243,7 +244,7 @@ def _loss_gradient(t):
 def _hessian(t):
     from .curvature import HessianOperator, extreme_eigenvalues_power, lanczos_eigenvalue
     x, y = t.subset("train", HESSIAN_EXAMPLES, "hessian")
-    op = HessianOperator(t.model, x, y)
+    op = HessianOperator(t.model, x, y, progress=t.progress)
     lanczos = lanczos_eigenvalue(op, "LA")
     power = extreme_eigenvalues_power(op, HESSIAN_POWER_ITERATIONS)
     return {"max_lanczos": lanczos["eigenvalue"], "hvps_lanczos": lanczos["hvps"], "max_power": power["max"],
@@ -255,7 +256,7 @@ def _hessian(t):
 def _hessian_trace(t):
     from .curvature import HessianOperator, hutchinson_trace
     x, y = t.subset("train", HESSIAN_EXAMPLES, "hessian")
-    return {**hutchinson_trace(HessianOperator(t.model, x, y), HUTCHINSON_SAMPLES), "examples": len(y)}
+    return {**hutchinson_trace(HessianOperator(t.model, x, y, progress=t.progress), HUTCHINSON_SAMPLES), "examples": len(y)}
 
 
 @_measure("ntk", f"empirical NTK on {NTK_INPUTS} train inputs at random init vs final: norms, relative change, correlation (004 sec 4)", default=False)
@@ -381,6 +382,7 @@ def measure_command(run: str, names: list[str] | None, out: str | Path, data_dir
     """The whole command: check the input, compute, record, print. Returns the exit status."""
     chosen = resolve_names(names)
     target = open_target(out, run, data_dir, device)
+    shown = None
     try:
         target.data  # noqa: B018  (load, and so check, the data before anything is computed)
         explicit = set(names or []) - {"all", "default"}
@@ -389,10 +391,14 @@ def measure_command(run: str, names: list[str] | None, out: str | Path, data_dir
             raise BadInput(f"measure {bad[0]!r} does not apply to run {target.run_id} "
                            f"({MEASURES[bad[0]].description.split(':')[0]})")
         chosen = [n for n in chosen if MEASURES[n].applies(target)]
-        say = None if quiet else (lambda n: print(f"measuring {n} ...", file=sys.stderr, flush=True))
-        rows = compute(target, chosen, force, say)
+        from ..progress import Measures
+        shown = None if quiet else Measures()
+        target.progress = shown and shown.products
+        rows = compute(target, chosen, force, shown and shown.start)
     finally:
         target.store.close()
+        if shown is not None:
+            shown.close()
     if as_json:
         print(json.dumps({"run_id": target.run_id, "phase_id": target.phase_id,
                           "measures": {r["name"]: r["value"] for r in rows},

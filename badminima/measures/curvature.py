@@ -53,10 +53,12 @@ def gradient_norm(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size
 
 
 class HessianOperator:
-    """v -> H v for the full-set mean cross-entropy (see the module doc); `hvps` counts products."""
+    """v -> H v for the full-set mean cross-entropy (see the module doc); `hvps` counts products, and
+    `progress(hvps)`, if given, is called after each one (badminima.progress.Measures.products)."""
 
-    def __init__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1000):
+    def __init__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1000, progress=None):
         self.model, self.x, self.y, self.batch_size = model, x, y, batch_size
+        self.progress = progress
         self.params = _params(model)
         self.dim = sum(p.numel() for p in self.params)
         self.dtype = self.params[0].dtype
@@ -80,6 +82,8 @@ class HessianOperator:
                     o += h
         finally:
             self.model.train(was_training)
+        if self.progress is not None:
+            self.progress(self.hvps)
         return torch.cat([o.flatten() for o in out])
 
     def linear_operator(self):

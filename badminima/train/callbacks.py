@@ -79,16 +79,21 @@ def record(store: Store, phase_id: str, resume_path):
     return callback
 
 
-def progress(label: str, total: int, every_seconds: float = 2.0, stream=sys.stderr):
-    last = [0.0]
+def progress(label: str, total: int, every_seconds: float = 2.0, stream=None):
+    """A phase's epochs, with its ETA (badminima.progress): shown by this process's live sweep display when
+    one runs here, else as plain lines on `stream` (default stderr), at most one per `every_seconds` and
+    always the last."""
+    from .. import progress as shown
+
+    clock, last = shown.Clock(), [float("-inf")]
 
     def callback(state: EpochState) -> None:
+        eta = clock.eta(state.epoch, total, state.metrics.get("seconds"))
+        if shown.epoch(label, state.epoch, total, state.metrics, eta):
+            return
         now = time.monotonic()
         if now - last[0] < every_seconds and not state.stop_reason and state.epoch != total:
             return
         last[0] = now
-        m = state.metrics
-        test = f"  test {100 * m['test_acc']:5.1f}%" if "test_acc" in m else ""
-        print(f"  {label} epoch {state.epoch:>4}/{total}  lr {m['lr']:.3g}  loss {m['train_loss']:.4f}"
-              f"  train {100 * m['train_acc']:5.1f}%{test}", file=stream, flush=True)
+        print(shown.epoch_line(label, state.epoch, total, state.metrics, eta), file=stream or sys.stderr, flush=True)
     return callback
