@@ -6,8 +6,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import register_model
-
 
 class DenseLayer(nn.Module):
     def __init__(self, cin: int, growth: int):
@@ -49,7 +47,6 @@ class DenseNet(nn.Module):
         return self.linear(F.adaptive_avg_pool2d(out, 1).flatten(1))
 
 
-@register_model("densenet40", "DenseNet-40 (growth rate `width`, default 12; `depth` = total depth, default 40)")
 def densenet40(input_shape, num_classes, width: int = 12, depth: int = 40) -> nn.Module:
     if (depth - 4) % 3:
         raise TypeError("depth - 4 must be divisible by 3")
