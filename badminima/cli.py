@@ -315,7 +315,8 @@ def cmd_runs(args) -> int:
 
     runs = load(args.out).runs
     if args.json:
-        print(runs.to_json(orient="records", indent=2))
+        records = runs.astype(object).where(runs.notna(), None).to_dict(orient="records")
+        print(json.dumps(records, indent=2, default=str))  # full precision (pandas' to_json rounds)
     else:
         print(run_lines(runs), end="")
     return 0

@@ -120,6 +120,10 @@ def test_runs_and_export(out, tmp_path, capsys):
     for r in records:
         line = next(line for line in table.splitlines() if line.startswith(r["run_id"]))
         assert " done " in line and f"{r['test_acc']:.3f}" in line
+    assert main(["runs", str(folder), "--json"]) == 0
+    listed = {r["run_id"]: r for r in json.loads(capsys.readouterr().out)}
+    for run_id, distance in _raw(folder, "SELECT r.id, p.distance_travelled FROM runs r JOIN phases p ON p.id = r.id"):
+        assert listed[run_id]["distance_travelled"] == distance  # full precision
     res = badminima.load(folder)
     for fmt, read in (("csv", pd.read_csv), ("parquet", pd.read_parquet)):
         assert main(["export", str(folder), "--format", fmt, "--to", str(tmp_path / fmt)]) == 0
