@@ -6,6 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import BadInput
+
 
 class DenseLayer(nn.Module):
     def __init__(self, cin: int, growth: int):
@@ -49,5 +51,5 @@ class DenseNet(nn.Module):
 
 def densenet40(input_shape, num_classes, width: int = 12, depth: int = 40) -> nn.Module:
     if (depth - 4) % 3:
-        raise TypeError("depth - 4 must be divisible by 3")
+        raise BadInput(f"densenet40: depth - 4 must be divisible by 3, got depth {depth}")
     return DenseNet(input_shape[0], num_classes, width, (depth - 4) // 3)
