@@ -1,13 +1,17 @@
 """The `badminima` command: parses, then calls the library.
 
-  badminima run EXPERIMENT [--preset cpu|paper] [--config FILE.toml] [flags] [--seeds 0,1] [--out DIR] [--json]
+  badminima run EXPERIMENT [--preset cpu|paper] [--config FILE.toml] [flags] [--set SECTION.FIELD=VALUE]
+                [--seeds 0,1] [--out DIR] [--json]
   badminima estimate EXPERIMENT [the flags of run] [--steps N]
   badminima report OUT
+  badminima measure RUN [--measure NAME ...] [--out DIR]
+  badminima runs OUT
+  badminima export OUT [--format csv|parquet] [--to DIR]
   badminima list [datasets|models|inits|recipes|experiments|presets]
 
-Specs are built in two stages, as in timm: the preset's base spec for the dataset, then a TOML
-file, then flags. Bad input prints one line `badminima: error: ...` and exits with status 2
-before anything is written.
+Specs are built in stages, as in timm: the preset's base spec for the dataset, then a TOML
+file, then flags, then `--set` (any spec field). Bad input prints one line `badminima: error: ...`
+and exits with status 2 before anything is written.
 """
 from __future__ import annotations
 
@@ -15,46 +19,73 @@ import argparse
 import json
 import sys
 import time
+import tomllib
 from dataclasses import replace
 from pathlib import Path
 
-from . import jsonsafe
+from . import __version__, jsonsafe
 from .errors import BadInput
 
 DEFAULT_OUT = "badminima-out"
 
 
 class Parser(argparse.ArgumentParser):
+    """argparse with one-line errors, and help that may list a registry (`more_help`, called only
+    when help is printed, so that parsing imports nothing heavy)."""
+
+    def __init__(self, *args, more_help=None, **kwargs):
+        super().__init__(*args, formatter_class=argparse.RawDescriptionHelpFormatter, **kwargs)
+        self.more_help = more_help
+
     def error(self, message: str):  # one line, status 2 (argparse would print the usage too)
         raise BadInput(message)
+
+    def format_help(self) -> str:
+        if self.more_help is not None:
+            self.epilog = self.more_help()
+        return super().format_help()
 
 
 def build_parser() -> Parser:
     parser = Parser(prog="badminima", description="Experiments on what deep-learning theory claims about "
                     "optimization and generalization.")
+    parser.add_argument("--version", action="version", version=f"badminima {__version__}",
+                        help="print the version and exit")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
 
-    run = sub.add_parser("run", help="run an experiment (skips what is done, resumes what was interrupted)")
-    run.add_argument("experiment")
+    run = sub.add_parser("run", help="run an experiment (skips what is done, resumes what was interrupted)",
+                         description="Run an experiment: train the runs it needs (skipping finished phases, "
+                         "resuming interrupted ones), record its summary and write its report files.",
+                         more_help=experiments_help)
+    run.add_argument("experiment", help="the experiment's name (listed below)")
     run.add_argument("--preset", default="cpu", help="cpu (default: minutes on a CPU) or paper (paper 000's protocol)")
     run.add_argument("--config", help="TOML spec file: tables [data], [model], [init], [init.pretrain], [recipe]")
-    run.add_argument("--dataset")
+    run.add_argument("--dataset", help="a dataset's name (badminima list datasets), an installed plug-in, "
+                     "or your own loader as package.module:loader")
     run.add_argument("--data-dir", help="directory holding the dataset files (cifar10, cifar100, cinic10, restricted-imagenet)")
-    run.add_argument("--model")
-    run.add_argument("--width", type=int)
-    run.add_argument("--depth", type=int)
+    run.add_argument("--model", help="a model's name (badminima list models), an installed plug-in, "
+                     "or your own factory as package.module:factory")
+    run.add_argument("--width", type=int, help="the model's width (hidden units or channels; default: the model's)")
+    run.add_argument("--depth", type=int, help="the model's depth (hidden or conv layers; default: the model's)")
     run.add_argument("--train-size", type=int, help="use a seeded subset of this many training examples")
     run.add_argument("--replication-factor", "-R", type=int, help="Algorithm 1's R: replicas per training input")
     run.add_argument("--zeroed-percent", "-N", type=float, help="Algorithm 1's N: percent of pixels zeroed per replica")
-    run.add_argument("--zero-mode", choices=["pixels", "values"])
-    run.add_argument("--random-label-fraction", type=float)
+    run.add_argument("--zero-mode", choices=["pixels", "values"],
+                     help="Algorithm 1's zeroing: all channels of a pixel (pixels) or single entries (values)")
+    run.add_argument("--random-label-fraction", type=float,
+                     help="Algorithm 1: fraction of the replicas' labels drawn at random (0 to 1)")
     run.add_argument("--epochs", type=int, help="epoch cap of the true-label phase")
     run.add_argument("--pretrain-epochs", type=int, help="epoch cap of the pretraining phase")
     run.add_argument("--lr", type=float, help="initial learning rate of the true-label phase")
-    run.add_argument("--batch-size", type=int)
+    run.add_argument("--batch-size", type=int, help="batch size of both the pretraining and the true-label phase")
     run.add_argument("--stop-at-100", action=argparse.BooleanOptionalAction, default=None,
                      help="end the true-label phase at the first epoch with 100%% un-augmented training accuracy "
                           "(default: the preset's rule; both presets train the whole schedule, as paper 000 does)")
+    run.add_argument("--set", action="append", type=parse_set, default=[], metavar="SECTION.FIELD=VALUE",
+                     help="set any spec field, after the preset, --config and the flags above, e.g. "
+                     "recipe.momentum=0.5, init.pretrain.epochs=20, data.options.n=100 (the value is read as "
+                     "TOML: numbers, true/false, [lists], \"strings\" or bare words; none for an empty field); "
+                     "repeat for more fields")
     run.add_argument("--seeds", help="comma-separated seeds or ranges, e.g. 0,1,2 or 0-4 (default: the experiment's "
                                      "default, 0-2 for bad-minima and the experiments sharing its runs, else the spec's seed)")
     run.add_argument("--out", default=DEFAULT_OUT, help=f"output directory (default: {DEFAULT_OUT})")
@@ -86,9 +117,11 @@ def build_parser() -> Parser:
     est.add_argument("--steps", type=int, default=5, help="timed training steps per distinct phase setting (default 5)")
 
     rep = sub.add_parser("report", help="redraw every experiment in an output directory into report/index.html")
-    rep.add_argument("out")
+    rep.add_argument("out", help="the output directory (as given to run --out)")
 
-    mea = sub.add_parser("measure", help="compute measures (norms, margins, attacks, Hessian, NTK, ...) of a stored run's final model")
+    mea = sub.add_parser("measure", help="compute measures (norms, margins, attacks, Hessian, NTK, ...) of a stored run's final model",
+                         description="Compute measures of a stored run's final model, keep them in the store "
+                         "and print them in full.", more_help=measures_help)
     mea.add_argument("run", help="a run id (or a unique prefix of one) from the output directory")
     mea.add_argument("--measure", action="extend", nargs="+", metavar="NAME",
                      help="measures to compute (default: the fast set; 'all' for every one; an unknown name lists them)")
@@ -101,8 +134,78 @@ def build_parser() -> Parser:
 
     lst = sub.add_parser("list", help="show what can be named")
     lst.add_argument("what", nargs="?", default="all",
-                     choices=["all", "datasets", "models", "inits", "recipes", "experiments", "presets"])
+                     choices=["all", "datasets", "models", "inits", "recipes", "experiments", "presets"],
+                     help="which names to show (default: all)")
+    add_results_commands(sub)
     return parser
+
+
+def add_results_commands(sub) -> None:
+    """`runs` and `export`: what an output directory holds, as a table or as files."""
+    runs = sub.add_parser("runs", help="list the runs stored in an output directory: ids, specs, status, accuracies",
+                          description="One line per run: its id, status, accuracies (percent) and spec (the "
+                          "fields that differ from the defaults).")
+    runs.add_argument("out", help="the output directory (as given to run --out)")
+    runs.add_argument("--json", action="store_true", help="print the runs as JSON records (every spec field)")
+    exp = sub.add_parser("export", help="write an output directory's runs, phases, epochs, measures and experiment "
+                         "records as CSV or Parquet files",
+                         description="Write the tables of badminima.load(OUT) (accuracies in percent, one row per "
+                         "item, spec fields as columns) as runs, phases, epochs, measures and experiments files.")
+    exp.add_argument("out", help="the output directory (as given to run --out)")
+    exp.add_argument("--format", choices=["csv", "parquet"], default="csv",
+                     help="file format (default csv; parquet needs pyarrow: pip install 'badminima[parquet]')")
+    exp.add_argument("--to", help="folder to write the files into (default: OUT/export)")
+
+
+def experiments_help() -> str:
+    from .experiments import EXPERIMENTS
+
+    return "experiments:\n" + _name_lines(sorted((n, e.description) for n, e in EXPERIMENTS.items()))
+
+
+def measures_help() -> str:
+    from .measures.command import MEASURES
+
+    return ("measures (* the default set; 'all' for every one):\n"
+            + _name_lines([(("* " if m.default else "  ") + n, m.description) for n, m in MEASURES.items()]))
+
+
+def _name_lines(rows: list[tuple[str, str]]) -> str:
+    width = max(len(n) for n, _ in rows)
+    return "".join(f"  {n.ljust(width)}  {text}\n" for n, text in rows)
+
+
+def parse_set(text: str) -> tuple[tuple[str, ...], object]:
+    """`section.field=value` -> (("section", "field"), value). The value is read as a TOML value
+    (`0.5`, `true`, `[150, 250]`, `"text"`); what TOML cannot read is taken as a bare string
+    (`data.name=digits`); `none` stands for an empty field (None) where the field allows one."""
+    path, sep, raw = text.partition("=")
+    keys = tuple(k.strip() for k in path.split("."))
+    if not sep or not all(keys):
+        raise BadInput(f"--set: cannot read {text!r} (write SECTION.FIELD=VALUE, e.g. recipe.momentum=0.5)")
+    raw = raw.strip()
+    try:
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw
+    return keys, value
+
+
+def set_overrides(pairs: list[tuple[tuple[str, ...], object]]) -> dict:
+    """The nested spec overrides of `--set` pairs (a bare `none` becomes None where the field allows it)."""
+    from .spec import allows_none
+
+    out: dict = {}
+    for keys, value in pairs:
+        if value == "none" and allows_none(keys):
+            value = None
+        node = out
+        for key in keys[:-1]:
+            node = node.setdefault(key, {})
+            if not isinstance(node, dict):
+                raise BadInput(f"--set: {'.'.join(keys[:-1])} is not a table of fields")
+        node[keys[-1]] = value
+    return out
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -149,11 +252,15 @@ def resolve_base(args):
     from .spec import load_toml, merge
 
     config = load_toml(args.config) if args.config else {}
-    data_table = config.get("data", {})
-    dataset = args.dataset or (data_table.get("name") if isinstance(data_table, dict) else None)
+    late = set_overrides(getattr(args, "set", []))
+    dataset = None
+    for stage in (config, {"data": {"name": args.dataset}}, late):  # the last stage that names the dataset
+        table = stage.get("data", {})
+        if isinstance(table, dict) and isinstance(table.get("name"), str):
+            dataset = table["name"]
     spec = base_spec(args.preset, dataset)
     spec = merge(spec, config)
-    return merge(spec, flag_overrides(args))
+    return merge(merge(spec, flag_overrides(args)), late)
 
 
 AUTO_WORKERS_MAX = 8
@@ -180,7 +287,9 @@ def pick_device(name: str) -> str:
     return name
 
 
-def cmd_run(args) -> int:
+def run_records(args) -> tuple[list[dict], list[Path], str]:
+    """What `run` does (and badminima.run): check every input, train, record the experiment and write
+    its report files; returns (records, report files, scale)."""
     from .executors import make_executor
     from .experiments import Context, get_experiment, run_experiment
     from .runs import Workspace, check
@@ -212,17 +321,26 @@ def cmd_run(args) -> int:
     ws.tracker = open_tracker(args.track, args.tracking_uri, args.experiment)
     executor = make_executor(args.executor, workers, args.address, args.threads)
     ws.store = Store(args.out)
-    started = time.perf_counter()
     ctx = Context(base, seeds, args.preset, ws, args.quiet, executor)
     try:
         records, paths, scale = run_experiment(experiment, ctx)
     finally:
         executor.close()
+    return records, paths, scale
+
+
+def cmd_run(args) -> int:
+    from .experiments import get_experiment
+
+    started = time.perf_counter()
+    records, paths, scale = run_records(args)
     if args.json:
         print(jsonsafe.dumps(records, indent=2))
     else:
         from .report.tables import text_table
-        print(f"{args.experiment}: {scale}; seeds {','.join(map(str, seeds))}")
+        experiment = get_experiment(args.experiment)
+        seeds = sorted({r["seed"] for r in records if isinstance(r, dict) and "seed" in r})
+        print(f"{args.experiment}: {scale}" + (f"; seeds {','.join(map(str, seeds))}" if seeds else ""))
         print(text_table(*experiment.table(records)), end="")
         if experiment.verdict:
             print(experiment.verdict(records))
@@ -253,38 +371,70 @@ def cmd_estimate(args) -> int:
     return estimate_command(args, resolve_base(args), pick_device(args.device))
 
 
-def cmd_list(args) -> int:
-    from .data import DATASETS
-    from .experiments import EXPERIMENTS
-    from .inits import INITS
-    from .models import MODELS
-    from .presets import PRESETS
-    from .spec import RECIPES
+def cmd_runs(args) -> int:
+    from .api import load, run_lines
 
-    sections = {
-        "datasets": [(n, e.description) for n, e in sorted(DATASETS.items())],
-        "models": [(n, e.description) for n, e in sorted(MODELS.items())],
-        "inits": [(n, e.description) for n, e in sorted(INITS.items())],
-        "recipes": [(n, "SGD with " + (" + ".join(h for h, on in zip(("augmentation", "l2", "momentum"), flags) if on)
-                                        or "no augmentation, l2 or momentum")) for n, flags in RECIPES.items()],
-        "experiments": [(n, e.description) for n, e in sorted(EXPERIMENTS.items())],
-        "presets": [("cpu", "scaled down for a 2-core CPU and built-in data (default)"),
-                    ("paper", "paper 000's protocol: batch 128, lr 0.1/0.01/0.001, 350 (CIFAR) or 300 epochs")],
-    }
-    for name, rows in sections.items():
+    runs = load(args.out).runs
+    if args.json:
+        records = runs.astype(object).where(runs.notna(), None).to_dict(orient="records")
+        print(json.dumps(records, indent=2, default=str))  # full precision (pandas' to_json rounds)
+    else:
+        print(run_lines(runs), end="")
+    return 0
+
+
+def cmd_export(args) -> int:
+    from .api import export
+
+    for path in export(args.out, args.format, args.to):
+        print(path)
+    return 0
+
+
+def _registry_rows(kind: str, registry: dict) -> list[tuple[str, str]]:
+    """A registry's names and descriptions, then its installed plug-ins (read from metadata, not imported)."""
+    from .plugins import entry_points
+
+    rows = [(n, e.description) for n, e in sorted(registry.items())]
+    return rows + [(n, f"plug-in from {dist}: {ref}") for n, (ref, dist) in sorted(entry_points(kind).items())
+                   if n not in registry]
+
+
+def list_rows(section: str) -> list[tuple[str, str]]:
+    """(name, description) of every name in a section of `badminima list`; imports only that section's registry."""
+    if section == "datasets":
+        from .data import DATASETS
+        return _registry_rows("dataset", DATASETS)
+    if section == "models":
+        from .models import MODELS
+        return _registry_rows("model", MODELS)
+    if section == "inits":
+        from .inits import INITS
+        return [(n, e.description) for n, e in sorted(INITS.items())]
+    if section == "recipes":
+        from .spec import RECIPES
+        return [(n, "SGD with " + (" + ".join(h for h, on in zip(("augmentation", "l2", "momentum"), flags) if on)
+                                   or "no augmentation, l2 or momentum")) for n, flags in RECIPES.items()]
+    if section == "experiments":
+        from .experiments import EXPERIMENTS
+        return [(n, e.description) for n, e in sorted(EXPERIMENTS.items())]
+    return [("cpu", "scaled down for a 2-core CPU and built-in data (default)"),
+            ("paper", "paper 000's protocol: batch 128, lr 0.1/0.01/0.001, 350 (CIFAR) or 300 epochs")]
+
+
+def cmd_list(args) -> int:
+    for name in ("datasets", "models", "inits", "recipes", "experiments", "presets"):
         if args.what in ("all", name):
             print(f"{name}:")
-            width = max(len(n) for n, _ in rows)
-            for n, text in rows:
-                print(f"  {n.ljust(width)}  {text}")
+            print(_name_lines(list_rows(name)), end="")
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
-        return {"run": cmd_run, "report": cmd_report, "measure": cmd_measure, "list": cmd_list,
-                "estimate": cmd_estimate}[args.command](args)
+        return {"run": cmd_run, "report": cmd_report, "measure": cmd_measure, "list": cmd_list, "runs": cmd_runs,
+                "export": cmd_export, "estimate": cmd_estimate}[args.command](args)
     except BadInput as exc:
         print(f"badminima: error: {exc}", file=sys.stderr)
         return 2

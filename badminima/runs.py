@@ -42,13 +42,10 @@ class Phase:
 
 def check(spec: RunSpec) -> RunSpec:
     """Validate a spec against ranges and registries; BadInput on a mistake. Returns its canonical form."""
-    from .data import DATASETS
-    from .errors import BadInput
+    from .data import check_dataset_name
 
     spec = canonical(validate(spec))
-    if spec.data.name not in DATASETS:
-        from .data import list_datasets
-        raise BadInput(f"unknown dataset {spec.data.name!r} (known: {', '.join(list_datasets())})")
+    check_dataset_name(spec.data.name)
     check_model_name(spec.model.name)
     get_init(spec.init.name)
     return spec
@@ -88,9 +85,10 @@ class Workspace:
         """The dataset as the training path keeps it on the device: image files' pixels as uint8
         (data.as_inputs turns a batch into inputs), other data as float inputs."""
         key = (spec.data.name, str(self.data_dir), self.device, spec.data.train_size,
-               spec.seed if spec.data.train_size else None)
+               spec.seed if spec.data.train_size else None, spec.data.options)
         if key not in _DATASETS:
-            data = load_dataset(spec.data.name, self.data_dir, spec.data.train_size, spec.seed, compact=True)
+            data = load_dataset(spec.data.name, self.data_dir, spec.data.train_size, spec.seed, spec.data.options,
+                                compact=True)
             for name in ("x_train", "y_train", "x_test", "y_test"):
                 setattr(data, name, getattr(data, name).to(self.device))
             _DATASETS[key] = data
@@ -103,7 +101,7 @@ class Workspace:
         if not data.compact:
             return data
         key = ("floats", spec.data.name, str(self.data_dir), self.device, spec.data.train_size,
-               spec.seed if spec.data.train_size else None)
+               spec.seed if spec.data.train_size else None, spec.data.options)
         if key not in _DATASETS:
             _DATASETS[key] = data.floats()
         return _DATASETS[key]
@@ -112,7 +110,7 @@ class Workspace:
         data = self.stored(spec)
         mean, std = (t.cpu() for t in data.standardization())
         model = build_model(spec.model.name, data.input_shape, data.num_classes, mean, std,
-                            spec.model.width, spec.model.depth)
+                            spec.model.width, spec.model.depth, spec.model.options)
         return model.to(self.device)
 
     def warn(self, message: str) -> None:

@@ -17,17 +17,32 @@ from typing import Any, get_type_hints
 from .errors import BadInput
 
 
+class Options(dict):
+    """Keyword arguments of a dataset loader or a model factory (a TOML table): a dict that cannot
+    change and can be hashed, as a frozen spec's field must."""
+
+    def __hash__(self) -> int:
+        return hash(json.dumps(self, sort_keys=True, default=str))
+
+    def _frozen(self, *args, **kwargs):
+        raise TypeError("spec options cannot change; use dataclasses.replace with new options")
+
+    __setitem__ = __delitem__ = clear = pop = popitem = setdefault = update = __ior__ = _frozen
+
+
 @dataclass(frozen=True)
 class DataSpec:
-    name: str = "mnist1d"
+    name: str = "mnist1d"  # a registered name, an installed plug-in, or package.module:loader
     train_size: int | None = None  # None: the whole training split; n: a seeded subset of n examples
+    options: Options = field(default_factory=Options)  # keyword arguments of the loader (data.options in TOML)
 
 
 @dataclass(frozen=True)
 class ModelSpec:
-    name: str = "mlp"
+    name: str = "mlp"  # a registered name, an installed plug-in, or package.module:factory
     width: int | None = None  # None: the architecture's default (hidden units, or channel multiplier)
     depth: int | None = None  # None: the architecture's default (hidden layers for mlp)
+    options: Options = field(default_factory=Options)  # more keyword arguments of the factory (model.options)
 
 
 @dataclass(frozen=True)
@@ -185,7 +200,8 @@ def run_id(spec: RunSpec) -> str:
 
 
 def to_dict(obj: Any) -> dict:
-    return dataclasses.asdict(obj)
+    return dataclasses.asdict(obj, dict_factory=lambda pairs: {k: dict(v) if isinstance(v, Options) else v
+                                                                for k, v in pairs})
 
 
 # ---- building specs from dicts (TOML files, flags) ---------------------------------------------
@@ -207,6 +223,10 @@ def from_dict(cls: type, data: dict, where: str = "spec") -> Any:
 def _coerce(hint: Any, value: Any, where: str, default: Any) -> Any:
     if is_dataclass(default):
         return from_dict(type(default), value, where)
+    if isinstance(default, Options):
+        if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+            raise BadInput(f"{where} must be a table of keyword arguments, got {value!r}")
+        return Options(value)
     text = str(hint)
     if value is None and "None" in text:
         return None
@@ -231,6 +251,18 @@ def _coerce(hint: Any, value: Any, where: str, default: Any) -> Any:
             raise BadInput(f"{where} must be a string, got {value!r}")
         return value
     raise BadInput(f"{where}: cannot read {value!r}")
+
+
+def allows_none(path: tuple[str, ...]) -> bool:
+    """Whether the RunSpec field at `path` (e.g. ("data", "train_size")) may be None."""
+    cls: Any = RunSpec
+    for i, key in enumerate(path):
+        if not is_dataclass(cls) or key not in {f.name for f in fields(cls)}:
+            return False
+        if i == len(path) - 1:
+            return "None" in str(get_type_hints(cls)[key])
+        cls = type(getattr(cls(), key))
+    return False
 
 
 def load_toml(path: str | Path) -> dict:

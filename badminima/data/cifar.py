@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from ..errors import BadInput
-from . import Dataset, register_dataset
+from . import Dataset
 
 PIXELS = 3 * 32 * 32
 
@@ -49,12 +49,10 @@ def _load(root: Path, subdir: str, train: list[str], test: list[str], label_byte
     return Dataset(name, x_train, y_train, x_test, y_test, num_classes, "image", crop_padding=4, flip=True)
 
 
-@register_dataset("cifar10", "CIFAR-10, official binary version, from --data-dir (cifar-10-batches-bin/)", needs_dir=True)
 def cifar10(root: Path) -> Dataset:
     return _load(root, "cifar-10-batches-bin", [f"data_batch_{i}.bin" for i in range(1, 6)], ["test_batch.bin"],
                  1, 0, 10, "cifar10")
 
 
-@register_dataset("cifar100", "CIFAR-100 (fine labels), official binary version, from --data-dir (cifar-100-binary/)", needs_dir=True)
 def cifar100(root: Path) -> Dataset:
     return _load(root, "cifar-100-binary", ["train.bin"], ["test.bin"], 2, 1, 100, "cifar100")

@@ -7,7 +7,7 @@ import numpy as np
 import torch
 
 from ..errors import BadInput
-from . import Dataset, register_dataset
+from . import Dataset
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp"}
 CINIC10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
@@ -52,7 +52,6 @@ def _split_dir(root: Path, names: tuple[str, ...]) -> Path:
     raise BadInput(f"{root} has no {' or '.join(n + '/' for n in names)} folder")
 
 
-@register_dataset("cinic10", "CINIC-10 from --data-dir: train/ and test/ with one folder per class (32x32 PNG)", needs_dir=True)
 def cinic10(root: Path) -> Dataset:
     splits = []
     for names in (("train",), ("test",)):
@@ -78,7 +77,6 @@ def restricted_imagenet_folders(split: Path) -> list[tuple[Path, int]]:
             for idx in range(lo, hi + 1)]
 
 
-@register_dataset("restricted-imagenet", "Restricted ImageNet (9 super-classes, Tsipras et al. 2018) from --data-dir: train/ and val/, resized to 32x32", needs_dir=True)
 def restricted_imagenet(root: Path) -> Dataset:
     (x_train, y_train), (x_test, y_test) = (
         read_folders(restricted_imagenet_folders(_split_dir(root, names))) for names in (("train",), ("val", "test")))

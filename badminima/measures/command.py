@@ -361,20 +361,32 @@ def compute(target: Target, names: list[str], force: bool = False, progress: Cal
     return rows
 
 
-def _brief(value: Any, width: int = 90) -> str:
-    """One line for the table: numbers, and a dict's numeric entries and its train/test parts (--json gives all)."""
-    if isinstance(value, float):
-        text = f"{value:.6g}"
-    elif isinstance(value, list):
-        text = "[" + ", ".join(_brief(v) for v in value) + "]"
-    elif isinstance(value, dict):
-        parts = [f"{k}={_brief(v)}" for k, v in value.items() if isinstance(v, (int, float, str)) or
-                 (isinstance(v, list) and all(isinstance(a, (int, float)) for a in v))]
-        nested = [f"{k}: {_brief(v)}" for k, v in value.items() if isinstance(v, dict) and k in ("train", "test")]
-        text = "; ".join(([", ".join(parts)] if parts else []) + nested) or f"{{{len(value)} entries}}"
-    else:
-        text = str(value)
-    return text if len(text) <= width else text[:width - 3] + "..."
+def value_lines(value: Any, indent: str = "    ") -> list[str]:
+    """A measure's value in full, one line per entry (nested dicts indented; floats as Python's repr,
+    which round-trips); a scalar or a list of scalars is one line."""
+    if isinstance(value, dict):
+        lines = []
+        for key, item in value.items():
+            if _is_flat(item):
+                lines.append(f"{indent}{key}: {_flat(item)}")
+            else:
+                lines += [f"{indent}{key}:"] + value_lines(item, indent + "  ")
+        return lines
+    if isinstance(value, list) and not _is_flat(value):
+        return [line for i, item in enumerate(value)
+                for line in ([f"{indent}[{i}]: {_flat(item)}"] if _is_flat(item) else
+                             [f"{indent}[{i}]:"] + value_lines(item, indent + "  "))]
+    return [f"{indent}{_flat(value)}"]
+
+
+def _is_flat(value: Any) -> bool:
+    return not isinstance(value, dict) and not (isinstance(value, list) and any(isinstance(v, (dict, list)) for v in value))
+
+
+def _flat(value: Any) -> str:
+    if isinstance(value, list):
+        return "[" + ", ".join(_flat(v) for v in value) + "]"
+    return repr(value) if isinstance(value, float) else str(value)
 
 
 def measure_command(run: str, names: list[str] | None, out: str | Path, data_dir=None, device: str = "cpu",
@@ -409,5 +421,9 @@ def measure_command(run: str, names: list[str] | None, out: str | Path, data_dir
           f"seed {target.spec.seed}): measures of its final model")
     for r in rows:
         when = "stored" if r["stored"] else f"{r['seconds']:.2f} s"
-        print(f"  {r['name'].ljust(width)}  {_brief(r['value'])}  ({when})")
+        if _is_flat(r["value"]):
+            print(f"  {r['name'].ljust(width)}  {_flat(r['value'])}  ({when})")
+        else:
+            print(f"  {r['name']}  ({when})")
+            print("\n".join(value_lines(r["value"])))
     return 0

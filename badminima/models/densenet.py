@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import register_model
+from ..errors import BadInput
 
 
 class DenseLayer(nn.Module):
@@ -49,8 +49,7 @@ class DenseNet(nn.Module):
         return self.linear(F.adaptive_avg_pool2d(out, 1).flatten(1))
 
 
-@register_model("densenet40", "DenseNet-40 (growth rate `width`, default 12; `depth` = total depth, default 40)")
 def densenet40(input_shape, num_classes, width: int = 12, depth: int = 40) -> nn.Module:
     if (depth - 4) % 3:
-        raise TypeError("depth - 4 must be divisible by 3")
+        raise BadInput(f"densenet40: depth - 4 must be divisible by 3, got depth {depth}")
     return DenseNet(input_shape[0], num_classes, width, (depth - 4) // 3)

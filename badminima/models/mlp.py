@@ -5,10 +5,7 @@ import math
 
 from torch import nn
 
-from . import register_model
 
-
-@register_model("mlp", "fully connected ReLU net: `depth` hidden layers (default 2) of `width` units (default 512)")
 def mlp(input_shape, num_classes, width: int = 512, depth: int = 2) -> nn.Module:
     layers: list[nn.Module] = [nn.Flatten()]
     fan_in = math.prod(input_shape)

@@ -11,17 +11,14 @@ from __future__ import annotations
 
 from torch import nn
 
-from . import register_model
+from ..errors import BadInput
 
 
-@register_model("cnn3", "paper 001 appendix L.1: `depth` conv layers (default 2) of `width` 5x5 filters (default 24), "
-                "stride 2, padding 2, bias in the first layer only, ReLU, no pooling, then a bias-free linear layer; "
-                "1-D convolutions for signals")
 def cnn3(input_shape, num_classes, width: int = 24, depth: int = 2) -> nn.Module:
     channels, *spatial = input_shape
     conv = {1: nn.Conv1d, 2: nn.Conv2d}.get(len(spatial))
     if conv is None:
-        raise TypeError(f"cnn3 takes signals (C, L) or images (C, H, W), got input shape {tuple(input_shape)}")
+        raise BadInput(f"cnn3 takes signals (C, L) or images (C, H, W), got input shape {tuple(input_shape)}")
     layers: list[nn.Module] = []
     for i in range(depth):
         layers += [conv(channels, width, 5, stride=2, padding=2, bias=i == 0), nn.ReLU()]

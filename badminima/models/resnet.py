@@ -5,8 +5,6 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import nn
 
-from . import register_model
-
 
 class BasicBlock(nn.Module):
     expansion = 1
@@ -69,11 +67,9 @@ class ResNet(nn.Module):
         return self.linear(F.adaptive_avg_pool2d(out, 1).flatten(1))
 
 
-@register_model("resnet18", "ResNet18, CIFAR variant (BasicBlocks 2-2-2-2), `width` = stem channels (default 64)")
 def resnet18(input_shape, num_classes, width: int = 64) -> nn.Module:
     return ResNet(BasicBlock, [2, 2, 2, 2], input_shape[0], num_classes, width)
 
 
-@register_model("resnet50", "ResNet50, CIFAR variant (Bottlenecks 3-4-6-3), `width` = stem channels (default 64)")
 def resnet50(input_shape, num_classes, width: int = 64) -> nn.Module:
     return ResNet(Bottleneck, [3, 4, 6, 3], input_shape[0], num_classes, width)

@@ -3,10 +3,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from . import register_model
 
-
-@register_model("cnn1d", "1-D ConvNet for signals (mnist1d): `depth` conv layers (default 3) of `width` channels (default 32), kernel 5, stride 2")
 def cnn1d(input_shape, num_classes, width: int = 32, depth: int = 3) -> nn.Module:
     channels, length = input_shape
     layers: list[nn.Module] = []
@@ -17,7 +14,6 @@ def cnn1d(input_shape, num_classes, width: int = 32, depth: int = 3) -> nn.Modul
     return nn.Sequential(*layers)
 
 
-@register_model("cnn2d", "2-D ConvNet for small images (digits): `depth` 3x3 conv layers (default 2) of `width` channels (default 32), then a linear layer")
 def cnn2d(input_shape, num_classes, width: int = 32, depth: int = 2) -> nn.Module:
     channels, height, wide = input_shape
     layers: list[nn.Module] = []

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from torch import nn
 
-from . import register_model
 
 VGG16 = [1, 1, "M", 2, 2, "M", 4, 4, 4, "M", 8, 8, 8, "M", 8, 8, 8, "M"]  # multiples of `width`
 
 
-@register_model("vgg16", "VGG16 with batch norm for 32x32 images (CIFAR style), `width` = first-stage channels (default 64)")
 def vgg16(input_shape, num_classes, width: int = 64) -> nn.Module:
     channels, size = input_shape[0], input_shape[1]
     layers: list[nn.Module] = []

@@ -13,7 +13,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import BadInput
-from . import register_model
 
 
 class Block(nn.Module):
@@ -63,17 +62,13 @@ def _image_channels(input_shape) -> int:
     return input_shape[0]
 
 
-@register_model("wrn", "WideResNet-d-k (pre-activation, no dropout): `width` = widening factor k (default 1), "
-                "`depth` = d (default 16)")
 def wrn(input_shape, num_classes, width: int = 1, depth: int = 16) -> nn.Module:
     return WideResNet(_image_channels(input_shape), num_classes, depth, width)
 
 
-@register_model("wrn-nobn", "WideResNet-d-k without batch normalization (paper 004 Figure 6)")
 def wrn_nobn(input_shape, num_classes, width: int = 1, depth: int = 16) -> nn.Module:
     return WideResNet(_image_channels(input_shape), num_classes, depth, width, batch_norm=False)
 
 
-@register_model("wrn-noskip", "WideResNet-d-k without skip connections (paper 004 Figure 6)")
 def wrn_noskip(input_shape, num_classes, width: int = 1, depth: int = 16) -> nn.Module:
     return WideResNet(_image_channels(input_shape), num_classes, depth, width, skip=False)

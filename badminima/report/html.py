@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import html
+import json
 from pathlib import Path
 
 from ..store import Store
@@ -47,6 +48,24 @@ def embed_png(path: Path, alt: str) -> str:
     return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
 
 
+def measures_section(store: Store) -> str:
+    """Every measure stored in the directory (`badminima measure`), in full, by run; empty if none."""
+    from ..measures.command import value_lines
+
+    final_of = {}
+    for run_id, phases in store.conn.execute("SELECT id, phases FROM runs ORDER BY rowid"):
+        final_of.setdefault(json.loads(phases)[-1], run_id)
+    rows = store.conn.execute("SELECT phase_id, name, value FROM measures ORDER BY phase_id, name").fetchall()
+    if not rows:
+        return ""
+    cells = "".join(f"<tr><td>{html.escape(final_of.get(pid, '-'))}</td><td>{html.escape(pid)}</td>"
+                    f"<td>{html.escape(name)}</td><td><pre>{html.escape(chr(10).join(value_lines(json.loads(value), '')))}"
+                    f"</pre></td></tr>" for pid, name, value in rows)
+    return ('\n<section id="measures"><h2>Measures of stored runs</h2><p>Computed by <code>badminima measure</code> '
+            'on each run\'s final model (accuracies as fractions, as stored).</p><table><tr><th>run</th><th>phase</th>'
+            f"<th>measure</th><th>value</th></tr>{cells}</table></section>")
+
+
 def build_report(out: str | Path) -> Path:
     """Redraw every experiment stored in `out` and write out/report/index.html."""
     from ..experiments import get_experiment
@@ -63,6 +82,7 @@ def build_report(out: str | Path) -> Path:
         parts += [embed_png(p, p.stem) for p in paths if p.suffix == ".png"]
         sections.append("\n".join(parts) + "</section>")
     body = "\n".join(sections) or "<p>No experiment has been run in this directory yet.</p>"
+    body += measures_section(store)
     page = (f"<!doctype html><html><head><meta charset='utf-8'><title>badminima report</title>"
             f"<style>{STYLE}</style></head><body><h1>badminima report</h1>"
             f"<p>Output directory: {html.escape(str(store.dir))}</p>\n{body}</body></html>\n")
