@@ -16,6 +16,7 @@ experiment records, which keep the units of the experiment's own table).
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
@@ -83,7 +84,8 @@ class Results:
       `distance_travelled`, `seconds`;
     - `epochs`: one row per phase and epoch: `phase_id`, `kind`, `epoch`, and the recorded metrics
       (`lr`, `train_loss`, `train_acc`, `test_loss`, `test_acc`, ...; every `*_acc` in percent);
-    - `measures`: one row per number of a stored measure: `run_id`, `phase_id`, `measure`, `key` (the
+    - `measures`: one row per number of a stored measure: `run_id`, `phase_id`, `measure`, `version` (of the
+      measure's convention: values of an older convention are kept, never mixed with the current), `key` (the
       path inside the measure's value, e.g. `train.mean` or `accuracy.2`; empty for a scalar), `value`
       (a float; accuracies in percent), `text` (for values that are not numbers), `seconds`;
     - `experiments`: one row per summary record of each experiment run here: `experiment`, `scale`,
@@ -148,6 +150,13 @@ def _is_accuracy(path: tuple) -> bool:
     return any(k == "accuracy" or k.endswith("_accuracy") or k.endswith("_acc") for k in path if not k.isdigit())
 
 
+def _measure_version(stored_name: str) -> tuple[str, int]:
+    """A stored measure name and its convention's version: `fgsm.v2` -> ('fgsm', 2), `frobenius` -> ('frobenius', 1)
+    (measures.command.Measure.key)."""
+    match = re.fullmatch(r"(.+)\.v(\d+)", stored_name)
+    return (match.group(1), int(match.group(2))) if match else (stored_name, 1)
+
+
 def load(out: str | Path) -> Results:
     """The runs, phases, per-epoch metrics, measures and experiment records stored in `out` (see Results)."""
     import pandas as pd
@@ -202,10 +211,12 @@ def load(out: str | Path) -> Results:
             value = float(leaf) if number else None
             if number and _is_accuracy((r["name"],) + path):
                 value = 100.0 * value
-            measures.append({"run_id": run_of_phase.get(r["phase_id"]), "phase_id": r["phase_id"], "measure": r["name"],
-                             "key": ".".join(path), "value": value, "text": None if number or leaf is None else str(leaf),
-                             "seconds": r["seconds"]})
-    measures = pd.DataFrame(measures, columns=["run_id", "phase_id", "measure", "key", "value", "text", "seconds"])
+            name, version = _measure_version(r["name"])
+            measures.append({"run_id": run_of_phase.get(r["phase_id"]), "phase_id": r["phase_id"], "measure": name,
+                             "version": version, "key": ".".join(path), "value": value,
+                             "text": None if number or leaf is None else str(leaf), "seconds": r["seconds"]})
+    measures = pd.DataFrame(measures, columns=["run_id", "phase_id", "measure", "version", "key", "value", "text",
+                                               "seconds"])
 
     experiments = pd.DataFrame([{"experiment": r["name"], "scale": r["scale"], **record}
                                 for r in experiment_rows for record in json.loads(r["records"])])

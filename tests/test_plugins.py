@@ -23,7 +23,7 @@ rings = badminima_toyplugin:rings
 tinynet = badminima_toyplugin:tinynet
 """
 TINY = ["--set", "recipe.epochs=2", "--set", "init.pretrain.epochs=1", "--set", "recipe.batch_size=32",
-        "--set", "init.pretrain.batch_size=32", "--quiet"]
+        "--set", "init.pretrain.batch_size=32", "--seeds", "0", "--quiet"]
 
 
 @pytest.fixture
