@@ -18,6 +18,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from .errors import BadInput
+from .provenance import provenance
 
 DEFAULT_OUT = "badminima-out"
 
@@ -161,17 +162,17 @@ def cmd_run(args) -> int:
     executor = make_executor(args.executor, args.workers, args.address, args.threads)
     ws.store = Store(args.out)
     started = time.perf_counter()
-    ctx = Context(base, seeds, args.preset, ws, args.quiet, executor)
+    ctx = Context(base, seeds, args.preset, ws, args.quiet, executor, provenance(device, args.argv))
     try:
-        records, paths, scale = run_experiment(experiment, ctx)
+        entry, paths = run_experiment(experiment, ctx)
     finally:
         executor.close()
-    if args.json:
-        print(json.dumps(records, indent=2))
+    if args.json:  # {"name", "set_id", "label", "scale", "records", "provenance"}; accuracies in percent
+        print(json.dumps(entry, indent=2))
     else:
-        from .report.tables import text_table
-        print(f"{args.experiment}: {scale}")
-        print(text_table(*experiment.table(records)), end="")
+        from .report.tables import set_title, text_table
+        print(f"{args.experiment}: {entry['scale']}\nset {entry['set_id']}: {set_title(entry['label'])}")
+        print(text_table(*experiment.table(entry["records"])), end="")
         print(f"wall time {time.perf_counter() - started:.1f} s; report: {', '.join(str(p) for p in paths)}")
     return 0
 
@@ -182,15 +183,16 @@ def cmd_report(args) -> int:
 
     if not (Path(args.out) / FILENAME).is_file():
         raise BadInput(f"no badminima results in {args.out} (no {FILENAME})")
-    print(build_report(args.out))
+    print(build_report(args.out, provenance(None, args.argv)))
     return 0
 
 
 def cmd_measure(args) -> int:
     from .measures.command import measure_command
 
-    return measure_command(args.run, args.measure, args.out, args.data_dir, pick_device(args.device), args.json,
-                           args.force, args.quiet)
+    device = pick_device(args.device)
+    return measure_command(args.run, args.measure, args.out, args.data_dir, device, args.json, args.force, args.quiet,
+                           provenance(device, args.argv))
 
 
 def cmd_list(args) -> int:
@@ -223,6 +225,7 @@ def cmd_list(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
+        args.argv = sys.argv[1:] if argv is None else list(argv)  # the command line, for the provenance
         return {"run": cmd_run, "report": cmd_report, "measure": cmd_measure, "list": cmd_list}[args.command](args)
     except BadInput as exc:
         print(f"badminima: error: {exc}", file=sys.stderr)
