@@ -137,3 +137,11 @@ def test_accuracies_are_percent_in_json_csv_terminal_and_report(tmp_path, capsys
     assert values["accuracy_percent"] == pytest.approx([100 * a for a in stored["accuracy"]])
     assert all(0 <= a <= 1 for a in stored["accuracy"]) and stored["clean_accuracy"] == pytest.approx(percent / 100)
     assert "accuracy" not in values and set(fgsm["provenance"]) == PROVENANCE
+
+
+def test_provenance_outside_a_checkout_has_no_commit(tmp_path):
+    from badminima.provenance import git_commit, provenance
+
+    assert git_commit(tmp_path) is None
+    prov = provenance("cpu", ["report", "x y"])
+    assert set(prov) == PROVENANCE and prov["command"] == "badminima report 'x y'"
