@@ -61,7 +61,8 @@ def _mean(values: list) -> float | None:
 def render(folder: Path, store: Store, recs: list[dict], scale: str) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     names = [c[0] for c in COLUMNS]
-    ours = [["ours", scale + f" (mean of {len(recs)} seeds)"] + [_mean([r.get(n) for r in recs]) for n in names + [RHO]]]
+    ours = [["ours", scale + f" (mean of {len(recs)} seeds)"]
+            + [_mean([r.get(n) for r in recs]) for n in names + [RHO]]]
     paper = []
     for (dataset, model), values in PAPER_000_TABLE1.items():
         low, high = table1_rho_bounds(dict(zip(PAPER_000_TABLE1_COLUMNS, values)))

@@ -53,7 +53,8 @@ def set_title(label: dict) -> str:
     seeds = label["seeds"]
     parts = [f"{label['dataset']}" + (f" ({label['train_size']} training examples)" if label.get("train_size") else ""),
              f"{label['model']}, width {label['width'] or 'default'}, depth {label['depth'] or 'default'}",
-             f"preset {label['preset']}", f"{len(seeds)} seed{'s' if len(seeds) != 1 else ''} ({', '.join(map(str, seeds))})"]
+             f"preset {label['preset']}",
+             f"{len(seeds)} seed{'s' if len(seeds) != 1 else ''} ({', '.join(map(str, seeds))})"]
     title = " / ".join(parts[:2]) + "; " + "; ".join(parts[2:])
     if label.get("changed"):
         title += "; changed from the preset: " + ", ".join(f"{k}={v}" for k, v in label["changed"].items())

@@ -46,14 +46,11 @@ CREATE TABLE IF NOT EXISTS measures (
 FILENAME = "results.sqlite"
 
 
-def _has_table(conn, name: str) -> bool:
-    return conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (name,)).fetchone() is not None
-
-
 def _set_aside_old_experiments(conn) -> bool:
     """A store written before sets existed keys `experiments` by name alone: rename that table so that the
     current one can be created (`_restore_old_experiments` then copies its rows over). True if it did."""
-    if _has_table(conn, "experiments") and "set_id" not in {r[1] for r in conn.execute("PRAGMA table_info(experiments)")}:
+    columns = {r[1] for r in conn.execute("PRAGMA table_info(experiments)")}  # empty if there is no such table
+    if columns and "set_id" not in columns:
         conn.execute("ALTER TABLE experiments RENAME TO experiments_by_name")
         return True
     return False
@@ -61,7 +58,8 @@ def _set_aside_old_experiments(conn) -> bool:
 
 def _restore_old_experiments(conn) -> None:
     """Each old record becomes the set 'earlier' of its experiment, labelled as recorded before sets existed."""
-    conn.execute("INSERT INTO experiments SELECT name, 'earlier', ?, scale, records, NULL, updated FROM experiments_by_name",
+    conn.execute("INSERT INTO experiments SELECT name, 'earlier', ?, scale, records, NULL, updated "
+                 "FROM experiments_by_name",
                  (json.dumps({"note": "recorded before experiment sets were kept"}),))
     conn.execute("DROP TABLE experiments_by_name")
 

@@ -119,7 +119,7 @@ def test_report_page_shows_every_table_and_figure_of_every_set(tmp_path, capsys,
 
 @needs_browser
 @pytest.mark.slow
-def test_report_page_of_every_experiment(tmp_path, capsys):  # about 15 minutes on one CPU core
+def test_report_page_of_every_experiment(tmp_path, capsys):  # about 20 minutes on one CPU core
     out = tmp_path / "out"
     for name in list_experiments():
         flags = TINY if name in PAPER_000 else ["--train-size", "300", "--quiet"]
