@@ -54,8 +54,8 @@ def run(experiment: str, out: str | Path = "badminima-out", seeds: list[int] | N
     argv += ["--quiet"] if quiet else []
     args = build_parser().parse_args(argv)
     args.set = _flatten(overrides)
-    records, _, _ = run_records(args)
-    return records
+    entry, _ = run_records(args)
+    return entry["records"]
 
 
 def _flatten(tree: dict, prefix: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], Any]]:

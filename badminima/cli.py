@@ -25,6 +25,7 @@ from pathlib import Path
 
 from . import __version__, jsonsafe
 from .errors import BadInput
+from .provenance import provenance
 
 DEFAULT_OUT = "badminima-out"
 
@@ -321,29 +322,28 @@ def run_records(args) -> tuple[list[dict], list[Path], str]:
     ws.tracker = open_tracker(args.track, args.tracking_uri, args.experiment)
     executor = make_executor(args.executor, workers, args.address, args.threads)
     ws.store = Store(args.out)
-    ctx = Context(base, seeds, args.preset, ws, args.quiet, executor)
+    ctx = Context(base, seeds, args.preset, ws, args.quiet, executor, provenance(device, getattr(args, "argv", None)))
     try:
-        records, paths, scale = run_experiment(experiment, ctx)
+        entry, paths = run_experiment(experiment, ctx)
     finally:
         executor.close()
-    return records, paths, scale
+    return entry, paths
 
 
 def cmd_run(args) -> int:
     from .experiments import get_experiment
 
     started = time.perf_counter()
-    records, paths, scale = run_records(args)
-    if args.json:
-        print(jsonsafe.dumps(records, indent=2))
+    entry, paths = run_records(args)
+    if args.json:  # {"name", "set_id", "label", "scale", "records", "provenance"}; accuracies in percent
+        print(jsonsafe.dumps(entry, indent=2))
     else:
-        from .report.tables import text_table
+        from .report.tables import set_title, text_table
         experiment = get_experiment(args.experiment)
-        seeds = sorted({r["seed"] for r in records if isinstance(r, dict) and "seed" in r})
-        print(f"{args.experiment}: {scale}" + (f"; seeds {','.join(map(str, seeds))}" if seeds else ""))
-        print(text_table(*experiment.table(records)), end="")
+        print(f"{args.experiment}: {entry['scale']}\nset {entry['set_id']}: {set_title(entry['label'])}")
+        print(text_table(*experiment.table(entry["records"])), end="")
         if experiment.verdict:
-            print(experiment.verdict(records))
+            print(experiment.verdict(entry["records"]))
         print(f"wall time {time.perf_counter() - started:.1f} s; report: {', '.join(str(p) for p in paths)}")
     return 0
 
@@ -354,15 +354,16 @@ def cmd_report(args) -> int:
 
     if not (Path(args.out) / FILENAME).is_file():
         raise BadInput(f"no badminima results in {args.out} (no {FILENAME})")
-    print(build_report(args.out))
+    print(build_report(args.out, provenance(None, args.argv)))
     return 0
 
 
 def cmd_measure(args) -> int:
     from .measures.command import measure_command
 
-    return measure_command(args.run, args.measure, args.out, args.data_dir, pick_device(args.device), args.json,
-                           args.force, args.quiet)
+    device = pick_device(args.device)
+    return measure_command(args.run, args.measure, args.out, args.data_dir, device, args.json, args.force, args.quiet,
+                           provenance(device, args.argv))
 
 
 def cmd_estimate(args) -> int:
@@ -433,6 +434,7 @@ def cmd_list(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
+        args.argv = sys.argv[1:] if argv is None else list(argv)  # the command line, for the provenance
         return {"run": cmd_run, "report": cmd_report, "measure": cmd_measure, "list": cmd_list, "runs": cmd_runs,
                 "export": cmd_export, "estimate": cmd_estimate}[args.command](args)
     except BadInput as exc:

@@ -9,7 +9,7 @@ def test_main_job_shows_the_papers_direction(tmp_path):
     result = subprocess.run([sys.executable, "-m", "badminima", "run", "bad-minima", "--out", str(out), "--json",
                              "--quiet"], capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr
-    records = {(r["init"], r["recipe"]): r for r in json.loads(result.stdout)}
+    records = {(r["init"], r["recipe"]): r for r in json.loads(result.stdout)["records"]}
     assert set(records) == {(i, r) for i in ("random", "adversarial") for r in ("vanilla", "sota")}
     for r in records.values():
         assert set(r) >= {"init", "recipe", "seed", "train_acc", "test_acc", "epochs", "distance_travelled"}
@@ -21,6 +21,6 @@ def test_main_job_shows_the_papers_direction(tmp_path):
     assert av["test_acc"] <= rv["test_acc"] - 3.0  # a bad global minimum: same train fit, worse test
     assert asota["test_acc"] >= av["test_acc"] + 2.0  # SOTA SGD escapes it
     assert av["distance_travelled"] < 0.5 * rv["distance_travelled"]  # vanilla stays near the bad init
-    report = out / "report"
+    report, = (out / "report" / "bad-minima").iterdir()  # the one experiment set's folder
     assert "adversarial" in (report / "bad-minima.md").read_text()
     assert (report / "bad-minima-test-acc.png").stat().st_size > 1000

@@ -49,11 +49,11 @@ def test_corrupt_final_checkpoint_is_recomputed(tmp_path, capsys):
 def test_second_invocation_skips_finished_work(tmp_path, capsys):
     args = ["run", "bad-minima", *TINY, "--out", str(tmp_path), "--json"]
     assert main(args) == 0
-    first = json.loads(capsys.readouterr().out)
+    first = json.loads(capsys.readouterr().out)["records"]
     store = Store(tmp_path)
     stamps = {r["id"]: r["updated"] for r in store.conn.execute("SELECT id, updated FROM phases")}
     assert main(args) == 0
-    assert json.loads(capsys.readouterr().out) == first
+    assert json.loads(capsys.readouterr().out)["records"] == first
     assert {r["id"]: r["updated"] for r in store.conn.execute("SELECT id, updated FROM phases")} == stamps
 
 
@@ -79,7 +79,7 @@ def test_paper_preset_runs_resnet18_on_cifar_binary_files(tmp_path, capsys):
             "--data-dir", str(tmp_path / "data"), "--epochs", "2", "--pretrain-epochs", "1", "-R", "1", "--seeds", "0",
             "--out", str(tmp_path / "out"), "--json", "--quiet"]
     assert main(argv) == 0
-    records = json.loads(capsys.readouterr().out)
+    records = json.loads(capsys.readouterr().out)["records"]
     assert len(records) == 4 and all(r["status"] == "done" for r in records)
     store = Store(tmp_path / "out")
     spec = json.loads(store.conn.execute("SELECT spec FROM phases WHERE kind='train' LIMIT 1").fetchone()[0])

@@ -1,8 +1,9 @@
 """Experiments: each paper artefact as a declarative grid of run specs (or a direct computation),
 plus how to tabulate and draw its records.
 
-An experiment computes summary records (plain JSON-able dicts) from a `Context`; its records are
-kept in the store, so `badminima report OUT` can redraw every experiment present in OUT.
+An experiment computes summary records (plain JSON-able dicts, accuracies in percent) from a `Context`;
+its records are kept in the store per set - one (base spec, preset, seeds) - so `badminima report OUT`
+can redraw every set of every experiment present in OUT. A set's files go to OUT/report/NAME/SET_ID/.
 """
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from pathlib import Path
 from typing import Callable
 
 from ..errors import BadInput
-from ..spec import RunSpec
+from ..report.tables import records_csv
+from ..spec import RunSpec, digest, non_default
 from ..store import Store
 
 
@@ -26,6 +28,7 @@ class Context:
     ws: "Workspace"  # noqa: F821  (badminima.runs.Workspace)
     quiet: bool = False
     executor: object = None  # badminima.executors: where training phases run (None: in this process)
+    provenance: dict | None = None  # badminima.provenance: recorded with the experiment's records
 
     @property
     def store(self) -> Store:
@@ -83,14 +86,52 @@ def describe_scale(spec: RunSpec, preset: str) -> str:
     return f"{what}, cpu preset (scaled down; not paper scale)"
 
 
-def run_experiment(exp: Experiment, ctx: Context) -> tuple[list[dict], list[Path], str]:
-    """Compute the experiment's records, keep them in the store, and write its report files."""
+SHOWN = ("seed", "data.name", "data.train_size", "model.name", "model.width", "model.depth")  # in a set's label
+
+
+def experiment_set(exp: Experiment, ctx: Context) -> tuple[str, dict]:
+    """The set a run of `exp` belongs to: its id (a digest of the base spec, preset and seeds) and its label
+    (dataset, model, width, depth, training-set size, preset, seeds, and the spec fields changed from the preset)."""
+    from ..presets import base_spec
+
+    spec = exp.cells(ctx.base, ctx.seeds)[0] if exp.cells else ctx.base
+    seeds = sorted(ctx.seeds)
+    set_id = digest({"base": non_default(ctx.base), "preset": ctx.preset, "seeds": seeds})
+    changed = _flatten(non_default(ctx.base, base_spec(ctx.preset, ctx.base.data.name)))
+    label = {"dataset": spec.data.name, "train_size": spec.data.train_size, "model": spec.model.name,
+             "width": spec.model.width, "depth": spec.model.depth, "preset": ctx.preset, "seeds": seeds,
+             "changed": {k: v for k, v in changed.items() if k not in SHOWN}}
+    return set_id, label
+
+
+def _flatten(tree: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in tree.items():
+        out |= _flatten(value, f"{prefix}{key}.") if isinstance(value, dict) else {prefix + key: value}
+    return out
+
+
+def set_folder(store: Store, name: str, set_id: str) -> Path:
+    return store.dir / "report" / name / set_id
+
+
+def render_set(exp: Experiment, store: Store, set_id: str, records: list[dict], scale: str) -> list[Path]:
+    """Write a set's report files (the experiment's Markdown and figures, and its records as CSV)."""
+    folder = set_folder(store, exp.name, set_id)
+    return exp.render(folder, store, records, scale) + [records_csv(folder / f"{exp.name}.csv", records)]
+
+
+def run_experiment(exp: Experiment, ctx: Context) -> tuple[dict, list[Path]]:
+    """Compute the experiment's records, keep them in the store as a set, and write the set's report files.
+    Returns the set (as Store.experiments() lists it) and the files."""
     records = exp.records(ctx)
     scale = exp.scale(ctx) if exp.scale else describe_scale(exp.cells(ctx.base, ctx.seeds)[0] if exp.cells else ctx.base,
                                                              ctx.preset)
-    ctx.store.record_experiment(exp.name, scale, records)
-    paths = exp.render(ctx.store.dir / "report", ctx.store, records, scale)
-    return records, paths, scale
+    set_id, label = experiment_set(exp, ctx)
+    ctx.store.record_experiment(exp.name, set_id, label, scale, records, ctx.provenance)
+    entry = {"name": exp.name, "set_id": set_id, "label": label, "scale": scale, "records": records,
+             "provenance": ctx.provenance}
+    return entry, render_set(exp, ctx.store, set_id, records, scale)
 
 
 from . import bad_minima, complexity, curves, distances, gap_vs_n, generalization, heuristics, implicit_bias, norm_vs_error, replication, toy  # noqa: E402,F401  (registration)

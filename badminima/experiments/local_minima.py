@@ -124,6 +124,7 @@ def records(ctx: Context) -> list[dict]:
             values = cached(ctx, phases[index].id, name,
                             lambda i=index: landscape(phase_model(ctx, spec, i), data, spec.seed, settings))
             rec |= {prefix + k: (rounded(v) if isinstance(v, float) else v) for k, v in values.items()}
+            rec |= {prefix + k: rounded(100 * values[k]) for k in ("train_acc", "test_acc")}  # percent (stored: fraction)
         out.append(rec)
     return out
 
@@ -145,7 +146,7 @@ def _g(v):
 def table(recs: list[dict]):
     rows = [[r["row"], r["seed"], f"{r['lr']:g}", *(_g(r.get("init_" + k)) for k in KEYS), _pct(r.get("init_always_active")),
              *(_g(r.get(k)) for k in KEYS), _g(r.get("min_eigenvalue_power")), _pct(r.get("always_active")),
-             _pct(r.get("train_acc")), r["status"]] for r in recs]
+             r.get("train_acc"), r["status"]] for r in recs]
     return HEADER, rows
 
 

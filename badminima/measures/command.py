@@ -389,8 +389,23 @@ def _flat(value: Any) -> str:
     return repr(value) if isinstance(value, float) else str(value)
 
 
+def in_percent(value: Any) -> Any:
+    """A measure value as users read it: the store keeps accuracies as fractions (entries named `accuracy` or
+    `*_accuracy`); shown, they are percent and named `*_percent`."""
+    if isinstance(value, dict):
+        out = {}
+        for k, v in value.items():
+            if k == "accuracy" or k.endswith("_accuracy"):
+                out[k + "_percent"] = [100 * a for a in v] if isinstance(v, list) else None if v is None else 100 * v
+            else:
+                out[k] = in_percent(v)
+        return out
+    return value
+
+
 def measure_command(run: str, names: list[str] | None, out: str | Path, data_dir=None, device: str = "cpu",
-                    as_json: bool = False, force: bool = False, quiet: bool = False) -> int:
+                    as_json: bool = False, force: bool = False, quiet: bool = False,
+                    provenance: dict | None = None) -> int:
     """The whole command: check the input, compute, record, print. Returns the exit status."""
     chosen = resolve_names(names)
     target = open_target(out, run, data_dir, device)
@@ -413,17 +428,17 @@ def measure_command(run: str, names: list[str] | None, out: str | Path, data_dir
             shown.close()
     if as_json:
         print(json.dumps({"run_id": target.run_id, "phase_id": target.phase_id,
-                          "measures": {r["name"]: r["value"] for r in rows},
-                          "seconds": {r["name"]: r["seconds"] for r in rows}}, indent=2))
+                          "measures": {r["name"]: in_percent(r["value"]) for r in rows},
+                          "seconds": {r["name"]: r["seconds"] for r in rows}, "provenance": provenance}, indent=2))
         return 0
     width = max(len(r["name"]) for r in rows) if rows else 0
     print(f"run {target.run_id} ({target.spec.data.name} / {target.spec.model.name}, init {target.spec.init.name}, "
           f"seed {target.spec.seed}): measures of its final model")
     for r in rows:
         when = "stored" if r["stored"] else f"{r['seconds']:.2f} s"
-        if _is_flat(r["value"]):
-            print(f"  {r['name'].ljust(width)}  {_flat(r['value'])}  ({when})")
+        if _is_flat(in_percent(r["value"])):
+            print(f"  {r['name'].ljust(width)}  {_flat(in_percent(r['value']))}  ({when})")
         else:
             print(f"  {r['name']}  ({when})")
-            print("\n".join(value_lines(r["value"])))
+            print("\n".join(value_lines(in_percent(r["value"]))))
     return 0

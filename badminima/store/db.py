@@ -3,8 +3,16 @@
 Tables: `phases` (one row per training phase, keyed by phase id: its spec, status, outcome),
 `epochs` (per-epoch metrics of each phase), `runs` (a run id and its chain of phases) and
 `measures` (values computed on a phase's final checkpoint), `experiments` (the summary records
-of each experiment run in this directory, which `badminima report` redraws) and `claims` (which
-driver is running which phase). WAL journal, a busy timeout and `BEGIN IMMEDIATE` transactions,
+of each experiment set run in this directory, which `badminima report` redraws) and `claims` (which
+driver is running which phase).
+
+Units: accuracies are stored as fractions in [0, 1] - the `train_acc`/`test_acc` columns of `phases`,
+the `*_acc` entries of the per-epoch metrics and the accuracies inside measure values. Everything a user
+reads (terminal, --json, CSV, the report) shows percent; the experiments' records are already in percent.
+
+An experiment set is one experiment run on one (base spec, preset, seeds): records are kept per
+(experiment, set id), so running an experiment again with another dataset, model or width adds a set
+beside the first instead of replacing it. WAL journal, a busy timeout and `BEGIN IMMEDIATE` transactions,
 so that a crash leaves the last committed state and two processes never interleave a write.
 
 Only a driver writes here; workers read it and append their writes to journals (store/journal.py).
@@ -23,13 +31,14 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS phases (
     id TEXT PRIMARY KEY, kind TEXT NOT NULL, parent TEXT, spec TEXT NOT NULL,
     status TEXT NOT NULL, epochs INTEGER, stop_reason TEXT, distance_travelled REAL,
-    train_acc REAL, test_acc REAL, seconds REAL, updated REAL);
+    train_acc REAL, test_acc REAL, seconds REAL, updated REAL);  -- train_acc, test_acc: fractions in [0, 1]
 CREATE TABLE IF NOT EXISTS epochs (
     phase_id TEXT NOT NULL, epoch INTEGER NOT NULL, metrics TEXT NOT NULL,
     PRIMARY KEY (phase_id, epoch));
 CREATE TABLE IF NOT EXISTS runs (id TEXT PRIMARY KEY, spec TEXT NOT NULL, phases TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS experiments (
-    name TEXT PRIMARY KEY, scale TEXT NOT NULL, records TEXT NOT NULL, updated REAL);
+    name TEXT NOT NULL, set_id TEXT NOT NULL, label TEXT NOT NULL, scale TEXT NOT NULL, records TEXT NOT NULL,
+    provenance TEXT, updated REAL, PRIMARY KEY (name, set_id));
 CREATE TABLE IF NOT EXISTS claims (phase_id TEXT PRIMARY KEY, owner TEXT NOT NULL, heartbeat REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS measures (
     phase_id TEXT NOT NULL, name TEXT NOT NULL, value TEXT NOT NULL, seconds REAL,
@@ -37,6 +46,24 @@ CREATE TABLE IF NOT EXISTS measures (
 """
 
 FILENAME = "results.sqlite"
+
+
+def _set_aside_old_experiments(conn) -> bool:
+    """A store written before sets existed keys `experiments` by name alone: rename that table so that the
+    current one can be created (`_restore_old_experiments` then copies its rows over). True if it did."""
+    columns = {r[1] for r in conn.execute("PRAGMA table_info(experiments)")}  # empty if there is no such table
+    if columns and "set_id" not in columns:
+        conn.execute("ALTER TABLE experiments RENAME TO experiments_by_name")
+        return True
+    return False
+
+
+def _restore_old_experiments(conn) -> None:
+    """Each old record becomes the set 'earlier' of its experiment, labelled as recorded before sets existed."""
+    conn.execute("INSERT INTO experiments SELECT name, 'earlier', ?, scale, records, NULL, updated "
+                 "FROM experiments_by_name",
+                 (json.dumps({"note": "recorded before experiment sets were kept"}),))
+    conn.execute("DROP TABLE experiments_by_name")
 
 
 class Store:
@@ -51,9 +78,12 @@ class Store:
             self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA busy_timeout=60000")
         with self.transaction() as c:
+            old = _set_aside_old_experiments(c)
             for statement in SCHEMA.split(";"):
                 if statement.strip():
                     c.execute(statement)
+            if old:
+                _restore_old_experiments(c)
 
     def close(self) -> None:
         self.conn.close()
@@ -132,14 +162,21 @@ class Store:
         return {r[0]: json.loads(r[1]) for r in rows}
 
     # ---- experiments ----
-    def record_experiment(self, name: str, scale: str, records: list[dict]) -> None:
+    def record_experiment(self, name: str, set_id: str, label: dict, scale: str, records: list[dict],
+                          provenance: dict | None = None) -> None:
+        """Keep (replacing only an earlier run of the same set) the records of experiment `name` on the set
+        `set_id`, described by `label` (dataset, model, width, depth, preset, seeds)."""
         with self.transaction() as c:
-            c.execute("INSERT OR REPLACE INTO experiments VALUES (?,?,?,?)",
-                      (name, scale, jsonsafe.dumps(records), time.time()))
+            c.execute("INSERT OR REPLACE INTO experiments VALUES (?,?,?,?,?,?,?)",
+                      (name, set_id, json.dumps(label, sort_keys=True), scale, jsonsafe.dumps(records),
+                       json.dumps(provenance, sort_keys=True), time.time()))
 
     def experiments(self) -> list[dict]:
-        rows = self.conn.execute("SELECT name, scale, records FROM experiments ORDER BY name")
-        return [{"name": r[0], "scale": r[1], "records": json.loads(r[2])} for r in rows]
+        """Every experiment set, by experiment name, then in the order they were run."""
+        rows = self.conn.execute("SELECT name, set_id, label, scale, records, provenance, updated FROM experiments "
+                                 "ORDER BY name, updated")
+        return [{"name": r[0], "set_id": r[1], "label": json.loads(r[2]), "scale": r[3], "records": json.loads(r[4]),
+                 "provenance": json.loads(r[5]) if r[5] else None, "updated": r[6]} for r in rows]
 
     # ---- claims: two drivers on one directory never run the same phase ----
     def claim(self, phase_id: str, owner: str, is_alive) -> bool:

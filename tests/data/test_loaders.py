@@ -93,23 +93,79 @@ def test_restricted_imagenet_superclass_folders_resized(tmp_path):
     assert data.y_test.tolist() == list(range(9))
 
 
-def test_restricted_imagenet_from_imagenet_synsets(tmp_path):
-    wnids = [f"n{i:08d}" for i in range(1000)]  # sorted order = ImageNet class index
+# WordNet ids with what ImageNet calls them, and the super-class each must land in (Tsipras et al.'s ranges, by
+# meaning): the first and last synset of every range, and neighbours just outside the ranges.
+INSIDE = {"n02085620": "dog",  # Chihuahua (class 151)
+          "n02113978": "dog",  # Mexican hairless (268)
+          "n02123045": "cat", "n02124075": "cat",  # tabby, Egyptian cat
+          "n01641577": "frog", "n01644900": "frog",  # bullfrog, tailed frog
+          "n01664065": "turtle", "n01669191": "turtle",  # loggerhead, box turtle
+          "n01795545": "bird", "n01860187": "bird",  # black grouse, black swan
+          "n02480495": "primate", "n02494079": "primate",  # orangutan, squirrel monkey
+          "n02514041": "fish", "n02655020": "fish",  # barracouta, puffer
+          "n01978287": "crab", "n01981276": "crab",  # Dungeness crab, king crab
+          "n02165105": "insect", "n02268443": "insect"}  # tiger beetle, dragonfly
+OUTSIDE = ["n01440764", "n02114367", "n02125311", "n01632777", "n01675722", "n01784675", "n02497673", "n02666196",
+           "n01983481", "n02268853"]  # tench, timber wolf, cougar, axolotl, banded gecko, centipede, Madagascar cat
+# (a lemur), abacus, American lobster, damselfly
+
+
+def _synset_tree(root, others: bool, drop: str | None = None):
+    """train/ and val/ with a folder per restricted synset (empty but for INSIDE's), minus `drop`; with `others`,
+    also folders of synsets outside the ranges (one image each) and stray folders, as a real ImageNet copy may
+    hold. Every image has a colour of its own, so its label can be traced back to its folder."""
+    from badminima.data.folders import RESTRICTED_IMAGENET_SYNSETS
+
+    folders = [w for ids in RESTRICTED_IMAGENET_SYNSETS.values() for w in ids] + (OUTSIDE + ["n99999999", "README"] if others else [])
+    colours = {}
     for split in ("train", "val"):
-        for w in wnids:
-            (tmp_path / split / w).mkdir(parents=True)
-        _png(tmp_path / split / wnids[151] / "dog.png", (1, 2, 3), size=48)  # first dog class
-        _png(tmp_path / split / wnids[319] / "insect.png", (1, 2, 3), size=48)  # last insect class
-        _png(tmp_path / split / wnids[0] / "tench.png", (1, 2, 3), size=48)  # in no super-class
+        for i, wnid in enumerate(folders):
+            if wnid == drop:
+                continue
+            (root / split / wnid).mkdir(parents=True, exist_ok=True)
+            if wnid in INSIDE or wnid in OUTSIDE:
+                colours[wnid] = (i % 256, i // 256, 7)
+                _png(root / split / wnid / "a.png", colours[wnid], size=40)
+    return colours
+
+
+@pytest.mark.parametrize("others", [False, True], ids=["only-the-restricted-synsets", "with-others-and-strays"])
+def test_restricted_imagenet_maps_synsets_by_wordnet_id(tmp_path, others):
+    colours = _synset_tree(tmp_path, others)
     data = load_dataset("restricted-imagenet", tmp_path)
     names = list(RESTRICTED_IMAGENET_RANGES)
-    assert sorted(data.y_train.tolist()) == sorted([names.index("dog"), names.index("insect")])
+    by_colour = {tuple(round(255 * float(v)) for v in x[:, 0, 0]): names[int(y)] for x, y in zip(data.x_train, data.y_train)}
+    assert by_colour == {colours[w]: cls for w, cls in INSIDE.items()}  # every named synset, none of the others
+    assert len(data.y_test) == len(INSIDE)
 
 
-def test_folder_dataset_with_too_few_folders(tmp_path):
+def test_restricted_imagenet_folders_per_class_are_the_ranges(tmp_path):
+    from badminima.data.folders import restricted_imagenet_folders
+
+    _synset_tree(tmp_path, others=True)
+    labels = [label for _, label in restricted_imagenet_folders(tmp_path / "train")]
+    assert [labels.count(i) for i in range(9)] == [hi - lo + 1 for lo, hi in RESTRICTED_IMAGENET_RANGES.values()]
+    assert sum(hi - lo + 1 for lo, hi in RESTRICTED_IMAGENET_RANGES.values()) == 203
+
+
+def test_restricted_imagenet_with_a_missing_synset_folder_fails_with_one_line(tmp_path, capsys):
+    from badminima.cli import main
+
+    _synset_tree(tmp_path / "data", others=True, drop="n02113978")
+    assert main(["run", "bad-minima", "--dataset", "restricted-imagenet", "--data-dir", str(tmp_path / "data"),
+                 "--out", str(tmp_path / "out"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("badminima: error: ") and "n02113978" in err
+    assert not (tmp_path / "out").exists()  # nothing written
+
+
+def test_folder_dataset_with_neither_layout(tmp_path):
     (tmp_path / "train" / "n0001").mkdir(parents=True)
     (tmp_path / "val").mkdir()
-    with pytest.raises(BadInput, match="1000"):
+    with pytest.raises(BadInput, match="super-class folders .* or the ImageNet synset folders"):
+        load_dataset("restricted-imagenet", tmp_path)
+    (tmp_path / "train" / "dog").mkdir()
+    with pytest.raises(BadInput, match="lacks the super-class folders cat, frog"):
         load_dataset("restricted-imagenet", tmp_path)
 
 

@@ -48,7 +48,7 @@ def _epoch_rows(out: Path) -> dict:
 def _clean(tmp_path, workers="2"):
     clean = run_cli(*SWEEP, "--workers", workers, "--out", tmp_path / "clean")
     assert clean.returncode == 0, clean.stderr
-    return json.loads(clean.stdout)
+    return json.loads(clean.stdout)["records"]
 
 
 def test_driver_sigkill_at_random_points_then_resume(tmp_path):
@@ -65,7 +65,7 @@ def test_driver_sigkill_at_random_points_then_resume(tmp_path):
         proc.communicate()
     resumed = run_cli(*SWEEP, "--workers", "2", "--out", out)
     assert resumed.returncode == 0, resumed.stderr
-    assert json.loads(resumed.stdout) == expected
+    assert json.loads(resumed.stdout)["records"] == expected
     assert _epoch_rows(out) == _epoch_rows(tmp_path / "clean")
     assert not list((out / "journal").glob("*.jsonl"))
 
@@ -96,7 +96,7 @@ def test_worker_sigkill_is_retried_from_its_checkpoint(tmp_path):
     stdout, stderr = proc.communicate(timeout=300)
     assert proc.returncode == 0, stderr
     assert "running it again" in stderr
-    assert json.loads(stdout) == expected
+    assert json.loads(stdout)["records"] == expected
     assert _epoch_rows(out) == _epoch_rows(tmp_path / "clean")
 
 
@@ -109,7 +109,7 @@ def test_two_drivers_never_run_the_same_phase(tmp_path):
     assert all(p.returncode == 0 for p in procs), [r[1][-2000:] for r in results]
     dispatched = [line.split()[3] for _, err in results for line in err.splitlines() if line.startswith("[")]
     assert len(dispatched) == len(set(dispatched)) == 2 + 2 + 8  # random inits, pretrainings, trainings
-    assert json.loads(results[0][0]) == json.loads(results[1][0])
+    assert json.loads(results[0][0])["records"] == json.loads(results[1][0])["records"]
 
 
 def test_a_diverging_run_is_recorded_and_the_sweep_goes_on(tmp_path):

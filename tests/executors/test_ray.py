@@ -105,6 +105,6 @@ def test_sweep_on_a_local_ray_cluster(tmp_path):
     assert all(not _session_pids(p.pid) for p in procs), "Ray processes left behind"
     pool = run_cli(*SWEEP, "--executor", "pool", "--out", tmp_path / "pool")
     assert pool.returncode == 0, pool.stderr
-    ray_records = json.loads(result.stdout)
+    ray_records = json.loads(result.stdout)["records"]
     assert [r["status"] for r in ray_records] == ["done"] * 4
-    assert ray_records == json.loads(pool.stdout)
+    assert ray_records == json.loads(pool.stdout)["records"]

@@ -270,7 +270,7 @@ def test_ntk_width_records_match_a_brute_force_kernel(tmp_path, monkeypatch, cap
                                                      "WideResNet no skip": ("wrn-noskip", 10, (1,), (1,))})
     monkeypatch.setattr(ntk_width, "CPU_RECIPE", replace(ntk_width.CPU_RECIPE, epochs=2))
     assert main(["run", "ntk-width", "--train-size", "100", "--out", str(tmp_path), "--json", "--quiet"]) == 0
-    recs = json.loads(capsys.readouterr().out)
+    recs = json.loads(capsys.readouterr().out)["records"]
     assert [r["architecture"] for r in recs] == ["2-layer MLP", "WideResNet no skip"] and recs[0]["inputs"] == 25
     store = Store(tmp_path)
     spec = ntk_width._cells(RunSpec(DataSpec("mnist1d", train_size=100)), [0], "cpu")[0][1]
@@ -288,7 +288,7 @@ def test_local_minima_and_rank_run_end_to_end(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(local_minima, "CPU", {"width": 16, "steps": 400, "hessian_examples": 200, "power_iterations": 20})
     out = str(tmp_path)
     assert main(["run", "local-minima", "--train-size", "300", "--out", out, "--json", "--quiet"]) == 0
-    recs = {r["row"]: r for r in json.loads(capsys.readouterr().out)}
+    recs = {r["row"]: r for r in json.loads(capsys.readouterr().out)["records"]}
     assert set(recs) == set(local_minima.ROWS)
     lemma = recs["lemma1"]
     assert lemma["init_always_active"] == 1.0 and lemma["always_active"] == 1.0
@@ -303,7 +303,7 @@ def test_local_minima_and_rank_run_end_to_end(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(rank_exp, "CPU_PRETRAIN", replace(rank_exp.CPU_PRETRAIN, epochs=3, lr_milestones=()))
     monkeypatch.setattr(rank_exp, "CPU_MODEL", {"width": 32, "depth": 2})
     assert main(["run", "rank", "--train-size", "300", "--out", out, "--json", "--quiet"]) == 0
-    ranks = {r["method"]: r for r in json.loads(capsys.readouterr().out)}
+    ranks = {r["method"]: r for r in json.loads(capsys.readouterr().out)["records"]}
     assert set(ranks) == {"natural", "RankMin", "RankMax"}
     mean = {m: np.mean(list(r["effective_rank"].values())) for m, r in ranks.items()}
     assert mean["RankMin"] < mean["natural"] < mean["RankMax"]

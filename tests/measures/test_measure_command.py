@@ -19,7 +19,7 @@ def stored_run(tmp_path_factory):
     buffer = io.StringIO()
     with contextlib.redirect_stdout(buffer):
         assert main(argv) == 0
-    records = json.loads(buffer.getvalue())
+    records = json.loads(buffer.getvalue())["records"]
     adversarial = [r for r in records if r["init"] == "adversarial" and r["recipe"] == "vanilla"][0]
     return out, adversarial["run_id"]
 
