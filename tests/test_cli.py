@@ -128,14 +128,14 @@ def test_set_reaches_the_spec_and_gives_the_toml_route_ids(tmp_path, capsys):
               "init.pretrain.epochs": "1", "data.name": "gaussians2d"}  # a bare word is a string
     sets = [a for k, v in fields.items() for a in ("--set", f"{k}={v}")]
     assert main(["run", "bad-minima", *sets, "--seeds", "0", "--workers", "1", "--quiet", "--json", "--out", str(out)]) == 0
-    by_set = json.loads(capsys.readouterr().out)
+    by_set = json.loads(capsys.readouterr().out)["records"]
     phases = sorted((out / "phases").iterdir())
     toml = tmp_path / "spec.toml"
     toml.write_text("[data]\nname = 'gaussians2d'\n[model]\nwidth = 16\n[recipe]\nmomentum = 0.5\nepochs = 2\n"
                     "lr_milestones = [1]\n[init.pretrain]\nepochs = 1\n")
     assert main(["run", "bad-minima", "--config", str(toml), "--seeds", "0", "--workers", "1", "--quiet", "--json",
                  "--out", str(out)]) == 0
-    by_toml = json.loads(capsys.readouterr().out)
+    by_toml = json.loads(capsys.readouterr().out)["records"]
     assert [r["run_id"] for r in by_set] == [r["run_id"] for r in by_toml] and len(by_set) == 4
     assert sorted((out / "phases").iterdir()) == phases  # the TOML route found every run already done
     specs = [json.loads((p / "spec.json").read_text()) for p in phases]
@@ -185,7 +185,7 @@ def test_measure_prints_full_values_and_the_report_shows_them(tmp_path, capsys):
     out = tmp_path / "out"
     tiny = ["--set", "recipe.epochs=2", "--set", "init.pretrain.epochs=1", "--dataset", "gaussians2d"]
     assert main(["run", "bad-minima", *tiny, "--seeds", "0", "--workers", "1", "--quiet", "--json", "--out", str(out)]) == 0
-    run_id = json.loads(capsys.readouterr().out)[0]["run_id"]
+    run_id = json.loads(capsys.readouterr().out)["records"][0]["run_id"]
     assert main(["measure", run_id, "--out", str(out), "--measure", "margins", "spectral", "--quiet", "--json"]) == 0
     values = json.loads(capsys.readouterr().out)["measures"]
     assert main(["measure", run_id, "--out", str(out), "--measure", "margins", "spectral", "--quiet"]) == 0

@@ -20,7 +20,7 @@ def over_seeds(values) -> dict:
 STATS_HEADER = ("n", "min", "mean", "max", "sample std")
 
 
-def stats_cells(values, digits: int = 2) -> list:
-    """The cells n, min, mean, max, sample std of `values`, rounded to `digits` decimals."""
+def stats_cells(values) -> list:
+    """The cells n, min, mean, max, sample std of `values` (tables format the numbers)."""
     s = over_seeds(values)
-    return [s["n"]] + [None if s[k] is None else round(s[k], digits) for k in ("min", "mean", "max", "std")]
+    return [s[k] for k in ("n", "min", "mean", "max", "std")]

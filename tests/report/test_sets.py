@@ -17,7 +17,7 @@ from badminima.report.html import build_report
 from badminima.runs import Workspace, load_final, plan
 from badminima.store import Store
 
-TINY = ["--train-size", "300", "--epochs", "4", "--pretrain-epochs", "3", "-R", "1", "--quiet"]
+TINY = ["--train-size", "300", "--epochs", "4", "--pretrain-epochs", "3", "-R", "1", "--seeds", "0", "--workers", "1", "--quiet"]
 PROVENANCE = {"badminima_version", "git_commit", "torch_version", "device", "command", "date"}
 
 
@@ -132,7 +132,8 @@ def test_accuracies_are_percent_in_json_csv_terminal_and_report(tmp_path, capsys
     values = fgsm["measures"]["fgsm"]
     assert values["clean_accuracy_percent"] == pytest.approx(percent, abs=1e-3)  # all 1000 test examples
     store = Store(out)
-    stored = store.measures(plan(spec)[-1].id)["fgsm"]  # fractions inside the store
+    from badminima.measures.command import MEASURES
+    stored = store.measures(plan(spec)[-1].id)[MEASURES["fgsm"].key]  # fractions inside the store (versioned name)
     store.close()
     assert values["accuracy_percent"] == pytest.approx([100 * a for a in stored["accuracy"]])
     assert all(0 <= a <= 1 for a in stored["accuracy"]) and stored["clean_accuracy"] == pytest.approx(percent / 100)
