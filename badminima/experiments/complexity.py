@@ -55,9 +55,9 @@ def _by_setting(recs: list[dict], key: str) -> list[list[float]]:
 
 def norm_render(folder: Path, store: Store, recs: list[dict], scale: str) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
-    groups = [f"{i}\n{r}" for i, r in SETTINGS]
+    groups = [f"{i}\n{r}\n(n = {len(_by_setting(recs, 'seed')[k])})" for k, (i, r) in enumerate(SETTINGS)]
     figure = bars_figure(folder / "norms.png", groups, {n: _by_setting(recs, n) for n in NORMS}, "norm (log scale)",
-                         f"Figure 5 of paper 000: norms per setting\n{scale}", logy=True)
+                         f"Figure 5 of paper 000: norms per setting (mean, min-max bar over seeds)\n{scale}", logy=True)
     md = folder / "norms.md"
     left_out = sorted({n for r in recs for n in r.get("spectral_left_out", [])})
     md.write_text("# norms: paper 000 Figure 5\n\nFrobenius norm of all parameters; l1 and l2 path norms (batch norm "
@@ -95,14 +95,15 @@ def fgsm_table(recs: list[dict]):
 
 def fgsm_render(folder: Path, store: Store, recs: list[dict], scale: str) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
-    series = {f"{i} init, {r}": [[rec["accuracy"][k] for rec in recs if (rec["init"], rec["recipe"]) == (i, r)]
-                                 for k in range(len(FGSM_BUDGETS))] for i, r in SETTINGS}
+    series = {f"{i} init, {r} (n = {sum((rec['init'], rec['recipe']) == (i, r) for rec in recs)})":
+              [[rec["accuracy"][k] for rec in recs if (rec["init"], rec["recipe"]) == (i, r)]
+               for k in range(len(FGSM_BUDGETS))] for i, r in SETTINGS}
     unit = next((r["unit"] for r in recs if r.get("unit")), "")
     image = any(r.get("labels", [""])[-1].endswith("/255") for r in recs)
     figure = lines_figure(folder / "fgsm.png", list(FGSM_BUDGETS), series,
                           "FGSM budget eps (x 1/255 of the pixel range)" if image else
                           "FGSM budget eps (x 1/255 of CIFAR-10's pixel std, in input std: 8 = 0.125σ)",
-                          "test accuracy (%)", f"Figure 6 of paper 000: accuracy under FGSM\n{scale}")
+                          "test accuracy (%)", f"Figure 6 of paper 000: accuracy under FGSM (mean, min-max band over seeds)\n{scale}")
     md = folder / "fgsm.md"
     md.write_text("# fgsm: paper 000 Figure 6\n\nTest accuracy (%) under FGSM (Goodfellow et al. 2014), model in eval "
                   f"mode, on at most 1000 test examples; {unit}.\n\n" + markdown_table(*fgsm_table(recs)))
