@@ -45,11 +45,12 @@ class PhaseSpec:
     stop_at_100: bool = True  # stop once un-augmented training accuracy is 100%
     patience: int | None = None  # stop when training accuracy has not improved for this many epochs
     stop_at_train_loss: float | None = None  # stop once the un-augmented full training cross-entropy is <= this
-    # paper 004 eq. 2, norm-bias: norm_bias * (||theta||^2 - mu^2)^2 ("squared", as printed) or
-    # norm_bias * | ||theta||^2 - mu^2 | ("absolute", the authors' code), theta = all trainable parameters; 0: off
+    # paper 004 eq. 2, norm-bias (train/regularizers.py), theta = all trainable parameters; 0: off.
+    # "absolute": norm_bias/2 * | ||theta||^2 - mu^2 | (weight decay norm_bias at mu = 0; the authors' update);
+    # "squared": norm_bias * (||theta||^2 - mu^2)^2 (equation 2 as printed)
     norm_bias: float = 0.0
     norm_bias_mu: float = 0.0  # mu, the l2 norm the parameters are pulled towards
-    norm_bias_form: str = "squared"
+    norm_bias_form: str = "absolute"
     # paper 004 sec. 5 / A.7: RankMin ("min": singular values below rank_threshold * the largest set to zero) or
     # RankMax ("max": singular values clipped from above at rank_threshold * the largest) of every linear and
     # convolution layer, after every rank_every-th epoch of the phase; "none": off
