@@ -7,18 +7,19 @@ training set unless settings["examples"] names a seeded subset, in chunks of 100
 gradient, the smallest and largest Hessian eigenvalues, and the fraction of ReLU units active on every one of
 those examples (all active: the network is affine on them, as at Lemma 1's minima).
 
-Training. The paper's text fixes the optimizer but no learning rate or schedule: Table 1 is "SGD" with
-momentum (its last row is rerun "with SGD without momentum (NM)"), Tables 5-7 "vanilla gradient descent",
-trained "until convergence" (appendix A.4). Ours: full-batch gradient descent (every step sees the whole
-training set: mini-batch SGD's gradient noise along the sharp directions throws Lemma 1's network out of its
-minimum even at lr 1e-4), momentum MOMENTUM (0 in the NM row), `steps` steps with the rate x0.1 after 75% and
-87.5% of them (the decay lets the last steps settle). Rate LR, except Lemma 1 at LEMMA1_LR: its init is very
-sharp (largest Hessian eigenvalue ~3.1e4 on MNIST-1D here, 1.1e5 in the paper's Remark 2.2) and gradient
-descent with momentum beta is unstable above 2(1 + beta)/lambda_max = 1.2e-4; the paper preset (CIFAR-10)
-uses LEMMA1_LR_PAPER, below that bound for the paper's 1.1e5. Lemma 1's gradient lies mostly along directions
-of curvature ~1 (condition number ~1e4-1e5), so gradient descent needs thousands of steps to reduce it: 500
-steps at lr 1e-5 left the gradient norm unchanged (0.039 -> 0.040), 2000 at 1e-4 with the decay take it to
-~0.02 (the paper: 0.0992 -> 0.0414) while every ReLU stays active.
+Training. The paper's text names the optimizer but gives no learning rate or schedule: Table 1 is "SGD"
+with momentum (its last row is rerun "with SGD without momentum (NM)"), and Tables 5-7 are "vanilla gradient
+descent" "as above in the previous experiment", trained "until convergence" (appendix A.4) - we read both as
+gradient descent with Table 1's momentum. Ours, for every table: full-batch gradient descent (every step sees
+the whole training set: mini-batch SGD's gradient noise along the sharp directions throws Lemma 1's network
+out of its minimum even at lr 1e-4), momentum MOMENTUM (0 in the NM row), `steps` steps with the rate x0.1
+after 75% and 87.5% of them (the decay lets the last steps settle). Rate LR, except Lemma 1 at LEMMA1_LR: its
+init is very sharp (largest Hessian eigenvalue ~3.1e4 on MNIST-1D here, 1.1e5 in the paper's Remark 2.2) and
+gradient descent with momentum beta is unstable above 2(1 + beta)/lambda_max = 1.2e-4; the paper preset
+(CIFAR-10) uses LEMMA1_LR_PAPER, below that bound (3.5e-5) for the paper's 1.1e5. Lemma 1's gradient lies
+mostly along directions of curvature ~1 (condition number ~1e4-1e5), so gradient descent needs thousands of
+steps to reduce it: 500 steps at lr 1e-5 left the gradient norm unchanged (0.039 -> 0.040), 2000 at 1e-4 with
+the decay take it to ~0.02 (the paper: 0.0992 -> 0.0414) while every ReLU stays active.
 
 Eigenvalues (measures/curvature.py), in float64 products: the headline lambda_max and lambda_min by Lanczos
 (scipy eigsh, relative tolerance EIGEN_TOL, at most `lanczos_hvps` products per end), and the paper's protocol
@@ -51,13 +52,13 @@ from .backpropaganda import cached, phase_model, rounded
 from .published004 import SOURCE, TABLE1, TABLE1_MAX_EIGENVALUE_LEMMA1, TABLE5
 
 LINEAR_L2 = 1e-3
-LR, LEMMA1_LR, LEMMA1_LR_PAPER, MOMENTUM = 0.1, 1e-4, 3e-5, 0.9
+LR, LEMMA1_LR, LEMMA1_LR_PAPER, MOMENTUM = 0.1, 1e-4, 2e-5, 0.9
 FULL_BATCH = 1_000_000  # batch size above any training set here: one gradient-descent step per epoch
 PAPER_CONV_BATCH = 1000  # paper preset, convolutional nets: a full CIFAR batch of ResNet-18 does not fit a GPU
 EIGEN_TOL = 1e-3  # relative to the eigenvalue reported
 PRODUCT_PRECISION = 1e-10  # of float64 Hessian-vector products, relative to lambda_max
 # examples: None = the whole training set (loss, gradient, Hessian and activity all on it)
-CPU = {"width": 128, "steps": 2000, "examples": None, "lanczos_hvps": 300, "power_iterations": 100}
+CPU = {"width": 128, "steps": 2000, "examples": None, "lanczos_hvps": 400, "power_iterations": 100}
 PAPER = {"steps": 1000, "examples": None, "lanczos_hvps": 1000, "power_iterations": 500}
 ROWS = {  # label -> (init, momentum, lr)
     "default": (InitSpec(), MOMENTUM, LR),
@@ -156,7 +157,7 @@ def records(ctx: Context) -> list[dict]:
     return out
 
 
-HEADER = ["row", "seed", "lr", "loss@init", "grad@init", "min EV@init", "max EV@init", "active %@init",
+HEADER = ["row", "seed", "lr", "examples", "loss@init", "grad@init", "min EV@init", "max EV@init", "active %@init",
           "loss", "grad", "min EV", "max EV", "min EV (power)", "active %", "train acc %", "status"]
 EIGEN_NOTE = ("Every eigenvalue is followed by (conv, products) when its residual ||H v - lambda v|| is within "
               f"{EIGEN_TOL:g} |lambda| (+{PRODUCT_PRECISION:g} lambda_max), (NOT conv, products) otherwise.")
@@ -179,7 +180,7 @@ def eigen_cell(rec: dict, key: str) -> str | None:
 
 
 def table(recs: list[dict]):
-    rows = [[r["row"], r["seed"], f"{r['lr']:g}", _g(r.get("init_loss")), _g(r.get("init_gradient_norm")),
+    rows = [[r["row"], r["seed"], f"{r['lr']:g}", r.get("init_examples"), _g(r.get("init_loss")), _g(r.get("init_gradient_norm")),
              eigen_cell(r, "init_min_eigenvalue"), eigen_cell(r, "init_max_eigenvalue"), _pct(r.get("init_always_active")),
              _g(r.get("loss")), _g(r.get("gradient_norm")), eigen_cell(r, "min_eigenvalue"), eigen_cell(r, "max_eigenvalue"),
              eigen_cell(r, "min_eigenvalue_power"), _pct(r.get("always_active")), _pct(r.get("train_acc")), r["status"]]

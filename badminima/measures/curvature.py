@@ -109,16 +109,17 @@ class HessianOperator:
 def lanczos_eigenvalue(op: HessianOperator, which: str = "LA", tol: float = 1e-4, seed: int = 0,
                        max_hvps: int | None = None, ncv: int = 20, atol: float = 0.0) -> dict:
     """The largest ("LA") or smallest ("SA") Hessian eigenvalue by implicitly restarted Lanczos
-    (scipy.sparse.linalg.eigsh, ARPACK) on Hessian-vector products, relative tolerance `tol`, at most about
+    (scipy.sparse.linalg.eigsh, ARPACK) on Hessian-vector products, relative tolerance `tol`, at most
     `max_hvps` products (None: ARPACK's own cap).
 
     The value and its certificate are read off the last 2*ncv vectors ARPACK multiplied (they span its
     current Krylov basis) by Rayleigh-Ritz: theta, the extreme eigenvalue of H restricted to their span,
     is a Rayleigh quotient (so lambda_max >= theta for "LA", lambda_min <= theta for "SA"), and its
     residual ||H u - theta u|| is computed from the stored products, no extra product needed. This also
-    gives an answer when ARPACK stops unconverged. Returns {"eigenvalue", "hvps" (products of this call),
-    "converged" (residual <= tol |eigenvalue| + atol; atol: the precision of the products, for an
-    eigenvalue at 0), "residual"}."""
+    gives an answer when ARPACK stops unconverged, and stops it once this certificate holds (checked every
+    ncv products). Memory: 4 ncv vectors of the parameters' size.
+    Returns {"eigenvalue", "hvps" (products of this call), "converged" (residual <= tol |eigenvalue| + atol;
+    atol: the precision of the products, for an eigenvalue at 0), "residual"}."""
     from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigsh
 
     if which not in ("LA", "SA"):
@@ -128,6 +129,12 @@ def lanczos_eigenvalue(op: HessianOperator, which: str = "LA", tol: float = 1e-4
     kept: list[tuple[np.ndarray, np.ndarray]] = []
 
     def mv(v):
+        if max_hvps is not None and op.hvps - start >= max_hvps:
+            raise _Stop
+        if len(kept) >= ncv and (op.hvps - start) % ncv == 0:  # stop on our own certificate, often before ARPACK's
+            value, residual = _rayleigh_ritz(kept, which)
+            if residual <= tol * abs(value) + atol:
+                raise _Stop
         v = np.asarray(v, dtype=np.float64).ravel().copy()
         hv = op.matvec(torch.from_numpy(v)).double().cpu().numpy()
         kept.append((v, hv))
@@ -135,15 +142,19 @@ def lanczos_eigenvalue(op: HessianOperator, which: str = "LA", tol: float = 1e-4
         return hv
 
     v0 = np.random.default_rng(seed).standard_normal(op.dim)
-    maxiter = None if max_hvps is None else max(1, max_hvps // max(1, ncv - 1))
     try:
         eigsh(LinearOperator((op.dim, op.dim), matvec=mv, dtype=np.float64), k=1, which=which, tol=tol, v0=v0,
-              ncv=ncv if ncv < op.dim else None, maxiter=maxiter, return_eigenvectors=False)
-    except ArpackNoConvergence:
+              ncv=ncv if ncv < op.dim else None, maxiter=None if max_hvps is None else max_hvps,
+              return_eigenvectors=False)
+    except (ArpackNoConvergence, _Stop):
         pass
     value, residual = _rayleigh_ritz(kept, which)
     return {"eigenvalue": value, "hvps": op.hvps - start, "converged": bool(residual <= tol * abs(value) + atol),
             "residual": residual}
+
+
+class _Stop(Exception):
+    """Raised inside eigsh's matrix-vector callback when the product budget is spent or the answer certified."""
 
 
 def _rayleigh_ritz(pairs: list[tuple[np.ndarray, np.ndarray]], which: str) -> tuple[float, float]:
