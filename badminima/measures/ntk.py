@@ -11,10 +11,11 @@ not depend on which other inputs were drawn (in train mode the batch statistics 
 and one input alone has no batch statistics); the authors' code also evaluates its kernel in eval mode.
 
 Two exact paths:
-- `jacobian_ntk` (any model: convolutions, batch norm, biases, shared weights): the Jacobian J (N k rows,
-  P columns) from one forward per input and one backward per (input, logit), then Phi = J J^T as one
-  matrix product - N k backward passes where one backward per kernel entry takes N k (1 + N k). Memory:
-  N k P numbers.
+- `jacobian_ntk` (any model: convolutions, batch norm, biases, shared weights): the per-input Jacobians J
+  (torch.func: vmap over the inputs of jacrev, i.e. the N k backward passes batched, where one backward per
+  kernel entry takes N k (1 + N k)), then Phi = J J^T, one matrix product per parameter tensor. Memory:
+  N k P numbers. (A plain loop of N k autograd backward passes is as fast on a CPU, within 1.5x either way,
+  and slower on a GPU, where vmap runs them as one batch; benchmarks/ntk.py times this path.)
 - `_linear_layers_ntk` (all parameters in nn.Linear layers, e.g. MLPs), never forming J: a linear layer
   z = W h + b contributes (delta_ik . delta_jl) (h_i . h_j + 1) to Phi_{ijkl}, delta_ik = d f_k(x_i) / d z
   its output gradient (k backward passes of the batch). It is used only when it can show it is right for
@@ -29,41 +30,40 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.func import functional_call, jacrev, vmap
 
 
 def _trainable(model: nn.Module) -> list[torch.Tensor]:
     return [p for p in model.parameters() if p.requires_grad]
 
 
-def jacobian(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """(N, k, P): d f_k(x_i) / d phi over the trainable parameters flattened in `model.parameters()` order,
-    one input at a time in eval mode (module docstring)."""
-    params = _trainable(model)
+def per_example_jacobians(model: nn.Module, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    """d f(x_i) / d phi for every trainable parameter tensor, name -> (N, k, *param.shape): torch.func's
+    reverse-mode Jacobian of one input (k backward passes, batched), vectorized over the N inputs; eval mode."""
+    params = {n: p.detach() for n, p in model.named_parameters() if p.requires_grad}
+    frozen = {n: p.detach() for n, p in model.named_parameters() if not p.requires_grad}
+    buffers = dict(model.named_buffers())
+
+    def f(p, xi):
+        return functional_call(model, (p, frozen, buffers), (xi.unsqueeze(0),)).squeeze(0)
+
     was_training = model.training
     model.eval()
-    rows = None
     try:
-        with torch.enable_grad():
-            for i in range(len(x)):
-                out = model(x[i:i + 1]).reshape(-1)
-                if rows is None:
-                    rows = torch.empty(len(x), len(out), sum(p.numel() for p in params), dtype=out.dtype,
-                                       device=out.device)
-                for a in range(len(out)):
-                    grads = torch.autograd.grad(out[a], params, retain_graph=a + 1 < len(out), allow_unused=True)
-                    torch.cat([(torch.zeros_like(p) if g is None else g).reshape(-1) for g, p in zip(grads, params)],
-                              out=rows[i, a])
+        return vmap(jacrev(f), in_dims=(None, 0))(params, x)
     finally:
         model.train(was_training)
-    return rows
 
 
 def jacobian_ntk(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """The (N, N, k, k) NTK as J J^T (any architecture; module docstring)."""
-    jac = jacobian(model, x)
-    n, k = jac.shape[:2]
-    flat = jac.reshape(n * k, -1)
-    return (flat @ flat.T).reshape(n, k, n, k).permute(0, 2, 1, 3)
+    """The (N, N, k, k) NTK as J J^T, one matrix product per parameter tensor (any architecture; module
+    docstring)."""
+    kernel = None
+    for jac in per_example_jacobians(model, x).values():
+        j = jac.flatten(2)
+        term = torch.einsum("ikp,jlp->ijkl", j, j)
+        kernel = term if kernel is None else kernel + term
+    return kernel
 
 
 def empirical_ntk(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
