@@ -69,11 +69,12 @@ class PhaseSpec:
     # the last learning-rate decay (footnote 3 of paper 000: "until convergence" runs the whole schedule)
     patience: int | None = None
     stop_at_train_loss: float | None = None  # stop once the un-augmented full training cross-entropy is <= this
-    # paper 004 eq. 2, norm-bias: norm_bias * (||theta||^2 - mu^2)^2 ("squared", as printed) or
-    # norm_bias * | ||theta||^2 - mu^2 | ("absolute", the authors' code), theta = all trainable parameters; 0: off
+    # paper 004 eq. 2, norm-bias (train/regularizers.py), theta = all trainable parameters; 0: off.
+    # "absolute": norm_bias/2 * | ||theta||^2 - mu^2 | (weight decay norm_bias at mu = 0; the authors' update);
+    # "squared": norm_bias * (||theta||^2 - mu^2)^2 (equation 2 as printed)
     norm_bias: float = 0.0
     norm_bias_mu: float = 0.0  # mu, the l2 norm the parameters are pulled towards
-    norm_bias_form: str = "squared"
+    norm_bias_form: str = "absolute"
     # paper 004 sec. 5 / A.7: RankMin ("min": singular values below rank_threshold * the largest set to zero) or
     # RankMax ("max": singular values clipped from above at rank_threshold * the largest) of the linear and
     # convolution layers named by rank_layers, after every rank_every-th epoch of the phase; "none": off

@@ -2,20 +2,32 @@
 
 Rows: the default init; Lemma 1 (an MLP equal to a weight-decayed logistic regression on every training point,
 all ReLUs active; MLPs only); every parameter zero; every bias +20; biases ~ U(-50, 50); biases ~ U(-10, 10)
-trained without momentum (NM). Each is trained by full-batch gradient descent ("vanilla gradient descent",
-Tables 5-7), and at init and after training we measure on the training set: the loss, the norm of the
-full-dataset gradient, the smallest and largest Hessian eigenvalues, and the fraction of ReLU units active on
-every training point (all active: the network is affine on the training set, as at Lemma 1's minima).
+trained without momentum (NM). At init and after training we measure, all on the same examples - the whole
+training set unless settings["examples"] names a seeded subset, in chunks of 1000 - the loss, the norm of the
+gradient, the smallest and largest Hessian eigenvalues, and the fraction of ReLU units active on every one of
+those examples (all active: the network is affine on them, as at Lemma 1's minima).
 
-Choices (the paper gives no optimizer settings for Table 1):
-- Gradient descent with momentum 0.9 (0 in the NM row) at lr 0.1, except Lemma 1 at lr 1e-5: its init is
-  very sharp (largest Hessian eigenvalue ~3e4 on MNIST-1D here, 1.1e5 in the paper's Remark 2.2), and gradient
-  descent diverges above 2(1 + momentum)/lambda_max. Mini-batch SGD does not stay there either (its gradient
-  noise along the sharp direction throws it out) - the reason we use full batches.
-- Eigenvalues: Lanczos (scipy eigsh, tolerance 1e-3) for both ends, and also the paper's protocol, the power
-  method on H then on H - lambda_max I ("min (power)"), which can stop far from the smallest eigenvalue of a
-  Hessian whose spectrum clusters near 0. The Hessian uses HESSIAN_EXAMPLES training examples at the cpu
-  preset (a seeded subset) and the full training set at the paper preset; loss and gradient the full set.
+Training. The paper's text names the optimizer but gives no learning rate or schedule: Table 1 is "SGD"
+with momentum (its last row is rerun "with SGD without momentum (NM)"), and Tables 5-7 are "vanilla gradient
+descent" "as above in the previous experiment", trained "until convergence" (appendix A.4) - we read both as
+gradient descent with Table 1's momentum. Ours, for every table: full-batch gradient descent (every step sees
+the whole training set: mini-batch SGD's gradient noise along the sharp directions throws Lemma 1's network
+out of its minimum even at lr 1e-4), momentum MOMENTUM (0 in the NM row), `steps` steps with the rate x0.1
+after 75% and 87.5% of them (the decay lets the last steps settle). Rate LR, except Lemma 1 at LEMMA1_LR: its
+init is very sharp (largest Hessian eigenvalue ~3.1e4 on MNIST-1D here, 1.1e5 in the paper's Remark 2.2) and
+gradient descent with momentum beta is unstable above 2(1 + beta)/lambda_max = 1.2e-4; the paper preset
+(CIFAR-10) uses LEMMA1_LR_PAPER, below that bound (3.5e-5) for the paper's 1.1e5. Lemma 1's gradient lies
+mostly along directions of curvature ~1 (condition number ~1e4-1e5), so gradient descent needs thousands of
+steps to reduce it: 500 steps at lr 1e-5 left the gradient norm unchanged (0.039 -> 0.040), 2000 at 1e-4 with
+the decay take it to ~0.02 (the paper: 0.0992 -> 0.0414) while every ReLU stays active.
+
+Eigenvalues (measures/curvature.py), in float64 products: the headline lambda_max and lambda_min by Lanczos
+(scipy eigsh, relative tolerance EIGEN_TOL, at most `lanczos_hvps` products per end), and the paper's protocol
+as a comparison column: the power method on H, then on H - lambda_max I ("min EV (power)"), `power_iterations`
+products each. Each value carries its certificate: converged means ||H v - lambda v|| <= EIGEN_TOL |lambda|
+(+ PRODUCT_PRECISION lambda_max, for eigenvalues at 0), and the products it used. The shifted power method
+rarely converges to lambda_min of a Hessian whose spectrum clusters near 0 beside a large lambda_max.
+
 - Paper preset: 1000 steps; convolutional nets (Table 5's ResNet-18) take batches of PAPER_CONV_BATCH, not the
   full set (our loop has no gradient accumulation, and 50k CIFAR images of ResNet-18 do not fit one GPU).
 - Lemma 1's classifier: weight decay LINEAR_L2 on its weights (the paper does not give its coefficient).
@@ -40,11 +52,14 @@ from .backpropaganda import cached, phase_model, rounded
 from .published004 import SOURCE, TABLE1, TABLE1_MAX_EIGENVALUE_LEMMA1, TABLE5
 
 LINEAR_L2 = 1e-3
-LR, LEMMA1_LR, MOMENTUM = 0.1, 1e-5, 0.9
+LR, LEMMA1_LR, LEMMA1_LR_PAPER, MOMENTUM = 0.1, 1e-4, 2e-5, 0.9
 FULL_BATCH = 1_000_000  # batch size above any training set here: one gradient-descent step per epoch
 PAPER_CONV_BATCH = 1000  # paper preset, convolutional nets: a full CIFAR batch of ResNet-18 does not fit a GPU
-CPU = {"width": 128, "steps": 500, "hessian_examples": 1000, "power_iterations": 100}
-PAPER = {"steps": 1000, "hessian_examples": None, "power_iterations": 500}  # None: the whole training set
+EIGEN_TOL = 1e-3  # relative to the eigenvalue reported
+PRODUCT_PRECISION = 1e-10  # of float64 Hessian-vector products, relative to lambda_max
+# examples: None = the whole training set (loss, gradient, Hessian and activity all on it)
+CPU = {"width": 128, "steps": 2000, "examples": None, "lanczos_hvps": 400, "power_iterations": 100}
+PAPER = {"steps": 1000, "examples": None, "lanczos_hvps": 1000, "power_iterations": 500}
 ROWS = {  # label -> (init, momentum, lr)
     "default": (InitSpec(), MOMENTUM, LR),
     "lemma1": (InitSpec("lemma1", linear_l2=LINEAR_L2), MOMENTUM, LEMMA1_LR),
@@ -60,11 +75,13 @@ def _settings(preset: str) -> dict:
 
 
 def base_spec(base: RunSpec, preset: str) -> RunSpec:
-    """The data of `base`; its model (cpu: width CPU['width'] unless --width); full-batch gradient descent."""
+    """The data of `base`; its model (cpu: width CPU['width'] unless --width); full-batch gradient descent,
+    the rate x0.1 after 75% and 87.5% of the steps (module docstring)."""
     model = base.model if preset == "paper" or base.model.width is not None else replace(base.model, width=CPU["width"])
     steps = _settings(preset)["steps"]
     batch = FULL_BATCH if model.name == "mlp" or preset != "paper" else PAPER_CONV_BATCH
-    recipe = PhaseSpec(epochs=steps, batch_size=batch, lr=LR, momentum=MOMENTUM, stop_at_100=False)
+    recipe = PhaseSpec(epochs=steps, batch_size=batch, lr=LR, momentum=MOMENTUM, stop_at_100=False,
+                       lr_milestones=(steps * 3 // 4, steps * 7 // 8))
     return RunSpec(DataSpec(base.data.name, base.data.train_size), model, InitSpec(), recipe)
 
 
@@ -78,6 +95,7 @@ def _cells(base: RunSpec, seeds: list[int], preset: str) -> list[tuple[str, RunS
     for seed in seeds:
         for row in rows_for(spec.model):
             init, momentum, lr = ROWS[row]
+            lr = LEMMA1_LR_PAPER if row == "lemma1" and preset == "paper" else lr
             out.append((row, replace(spec, init=init, recipe=replace(spec.recipe, momentum=momentum, lr=lr), seed=seed)))
     return out
 
@@ -86,31 +104,42 @@ def cells(base: RunSpec, seeds: list[int]) -> list[RunSpec]:
     return [spec for _, spec in _cells(base, seeds, "cpu")]
 
 
+def _eigen_fields(prefix: str, result: dict) -> dict:
+    return {prefix: result["eigenvalue"], prefix + "_converged": result["converged"], prefix + "_hvps": result["hvps"],
+            prefix + "_residual": result["residual"]}
+
+
 def landscape(model, data, seed: int, settings: dict) -> dict:
-    """Loss, gradient norm, extreme Hessian eigenvalues and ReLU activity of `model` on the training set."""
+    """Loss, gradient norm, extreme Hessian eigenvalues (each with its certificate) and ReLU activity of `model`,
+    all on the same examples: the whole training set, or a seeded subset of settings["examples"]."""
     x, y = data.x_train, data.y_train
-    loss, grad = full_batch_loss_and_gradient(model, x, y)
-    n = settings["hessian_examples"]
+    n = settings["examples"]
     if n is not None and n < len(y):
         keep = torch.randperm(len(y), generator=torch.Generator().manual_seed(derive_seed(seed, "hessian")))[:n].to(y.device)
-        hx, hy = x[keep], y[keep]
-    else:
-        hx, hy = x, y
-    op = HessianOperator(model, hx, hy)
-    top, bottom = lanczos_eigenvalue(op, "LA", 1e-3), lanczos_eigenvalue(op, "SA", 1e-3)
-    power = extreme_eigenvalues_power(op, settings["power_iterations"])
+        x, y = x[keep], y[keep]
+    loss, grad = full_batch_loss_and_gradient(model, x, y)
+    op = HessianOperator(model, x, y, dtype=torch.float64)
+    top = lanczos_eigenvalue(op, "LA", EIGEN_TOL, max_hvps=settings["lanczos_hvps"])
+    atol = PRODUCT_PRECISION * abs(top["eigenvalue"])
+    bottom = lanczos_eigenvalue(op, "SA", EIGEN_TOL, max_hvps=settings["lanczos_hvps"], atol=atol)
+    power = extreme_eigenvalues_power(op, settings["power_iterations"], EIGEN_TOL, atol=atol)
     act = activity(model, x)
-    return {"loss": loss, "gradient_norm": float(grad.double().norm()), "max_eigenvalue": top["eigenvalue"],
-            "min_eigenvalue": bottom["eigenvalue"], "min_eigenvalue_power": power["min"], "power_converged": power["converged"],
-            "hessian_examples": len(hy), "always_active": None if act is None else act["always_active"],
-            "train_acc": evaluate(model, x, y)[1], "test_acc": evaluate(model, data.x_test, data.y_test)[1]}
+    out = {"loss": loss, "gradient_norm": float(grad.double().norm()), "examples": len(y),
+           **_eigen_fields("max_eigenvalue", top), **_eigen_fields("min_eigenvalue", bottom)}
+    for end in ("max", "min"):
+        out |= {f"{end}_eigenvalue_power": power[end], f"{end}_eigenvalue_power_converged": power[f"{end}_converged"],
+                f"{end}_eigenvalue_power_hvps": power[f"{end}_hvps"], f"{end}_eigenvalue_power_residual": power[f"{end}_residual"]}
+    return out | {"always_active": None if act is None else act["always_active"],
+                  "train_acc": evaluate(model, data.x_train, data.y_train)[1],
+                  "test_acc": evaluate(model, data.x_test, data.y_test)[1]}
 
 
 def records(ctx: Context) -> list[dict]:
     cells_ = _cells(ctx.base, ctx.seeds, ctx.preset)
     summaries = train_grid(ctx, [spec for _, spec in cells_], "local-minima")
     settings = _settings(ctx.preset)
-    name = f"landscape(hessian={settings['hessian_examples']},power={settings['power_iterations']})"
+    name = (f"landscape(examples={settings['examples'] or 'all'},float64,tol={EIGEN_TOL},"
+            f"lanczos={settings['lanczos_hvps']},power={settings['power_iterations']})")
     out = []
     for (row, spec), summary in zip(cells_, summaries):
         phases = plan(spec)
@@ -129,9 +158,10 @@ def records(ctx: Context) -> list[dict]:
     return out
 
 
-KEYS = ("loss", "gradient_norm", "min_eigenvalue", "max_eigenvalue")
-HEADER = ["row", "seed", "lr", "loss@init", "grad@init", "min EV@init", "max EV@init", "active %@init",
+HEADER = ["row", "seed", "lr", "examples", "loss@init", "grad@init", "min EV@init", "max EV@init", "active %@init",
           "loss", "grad", "min EV", "max EV", "min EV (power)", "active %", "train acc %", "status"]
+EIGEN_NOTE = ("Every eigenvalue is followed by (conv, products) when its residual ||H v - lambda v|| is within "
+              f"{EIGEN_TOL:g} |lambda| (+{PRODUCT_PRECISION:g} lambda_max), (NOT conv, products) otherwise.")
 
 
 def _pct(v):
@@ -143,10 +173,19 @@ def _g(v):
     return None if v is None else f"{v:.4g}"
 
 
+def eigen_cell(rec: dict, key: str) -> str | None:
+    """An eigenvalue with its convergence flag and the Hessian-vector products it used."""
+    if rec.get(key) is None:
+        return None
+    return f"{rec[key]:.4g} ({'conv' if rec.get(key + '_converged') else 'NOT conv'}, {rec.get(key + '_hvps')})"
+
+
 def table(recs: list[dict]):
-    rows = [[r["row"], r["seed"], f"{r['lr']:g}", *(_g(r.get("init_" + k)) for k in KEYS), _pct(r.get("init_always_active")),
-             *(_g(r.get(k)) for k in KEYS), _g(r.get("min_eigenvalue_power")), _pct(r.get("always_active")),
-             r.get("train_acc"), r["status"]] for r in recs]
+    rows = [[r["row"], r["seed"], f"{r['lr']:g}", r.get("init_examples"), _g(r.get("init_loss")), _g(r.get("init_gradient_norm")),
+             eigen_cell(r, "init_min_eigenvalue"), eigen_cell(r, "init_max_eigenvalue"), _pct(r.get("init_always_active")),
+             _g(r.get("loss")), _g(r.get("gradient_norm")), eigen_cell(r, "min_eigenvalue"), eigen_cell(r, "max_eigenvalue"),
+             eigen_cell(r, "min_eigenvalue_power"), _pct(r.get("always_active")), r.get("train_acc"), r["status"]]
+            for r in recs]
     return HEADER, rows
 
 
@@ -158,12 +197,16 @@ def render(folder: Path, store: Store, recs: list[dict], scale: str) -> list[Pat
     for row, values in TABLE5.items():
         l0, g0, l1, g1 = (f"{v:.6g}" for v in values)
         paper_rows.append(["Table 5 (ResNet-18, CIFAR-10)", row, l0, g0, None, l1, g1, None])
-    text = (f"# local-minima: paper 004 Table 1 (and Tables 5-7)\n\nOurs: {scale}. Full-batch gradient descent; "
-            "loss and gradient norm on the whole training set, Hessian eigenvalues by Lanczos (and, as the paper, by "
-            "the shifted power method: 'min EV (power)') on "
-            f"{recs[0].get('init_hessian_examples', '?') if recs else '?'} training examples; 'active %' is the "
-            "percentage of ReLU units whose pre-activation is positive on every training point. Lemma 1 is trained at "
-            "lr 1e-5 (its init is sharp, see the module docstring), the others at lr 0.1.\n\n"
+    examples = recs[0].get("init_examples", "?") if recs else "?"
+    steps = recs[0]["steps"] if recs else "?"
+    text = (f"# local-minima: paper 004 Table 1 (and Tables 5-7)\n\nOurs: {scale}. Loss, gradient norm, Hessian "
+            f"eigenvalues and ReLU activity all on the same {examples} examples (the whole training set unless a "
+            "subset is set). Training: full-batch gradient descent (momentum "
+            f"{MOMENTUM:g}, 0 in the NM row), {steps} steps, the rate x0.1 after 75% and 87.5% of them; lr per row "
+            "below (Lemma 1's init is sharp: see the module docstring). Eigenvalues: Lanczos for 'min EV' and "
+            "'max EV' (the headline), and, as the paper, the shifted power method for 'min EV (power)'. "
+            + EIGEN_NOTE + " 'active %' is the percentage of ReLU units whose pre-activation is positive on every "
+            "one of those examples.\n\n"
             + markdown_table(*table(recs))
             + f"\n## Paper ({SOURCE})\n\nAt init: loss, gradient norm, min eigenvalue; after training: the same. Remark "
             f"2.2: largest eigenvalue {TABLE1_MAX_EIGENVALUE_LEMMA1} after training from Lemma 1.\n\n"

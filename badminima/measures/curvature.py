@@ -8,9 +8,18 @@ the model is in eval mode (batch norm uses its running statistics, so L is a sum
 trainable parameters, flattened in `model.parameters()` order. The Hessian is never formed: products
 H v are accumulated over batches by double back-propagation, and every operator counts them (`hvps`)
 so Lanczos and power iteration can be compared at equal cost.
+
+Every eigenvalue comes with `converged` and `residual`: the residual r = ||H v - lambda v|| of the unit
+vector v it was read from (so some eigenvalue of H lies within r of lambda), and converged means
+r <= tol * |lambda|, relative to the eigenvalue being reported (not to the spectrum's scale, which would
+let a lambda_min near 0 pass with an error as large as tol * lambda_max). Lanczos (`lanczos_eigenvalue`)
+is the headline estimate of both ends; the shifted power method (`extreme_eigenvalues_power`) is paper
+004's protocol, kept for comparison. Small eigenvalues beside a large lambda_max need float64 products
+(`HessianOperator(..., dtype=torch.float64)`): float32 rounding alone is ~1e-7 lambda_max per product.
 """
 from __future__ import annotations
 
+import copy
 import math
 
 import numpy as np
@@ -54,9 +63,14 @@ def gradient_norm(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size
 
 class HessianOperator:
     """v -> H v for the full-set mean cross-entropy (see the module doc); `hvps` counts products, and
-    `progress(hvps)`, if given, is called after each one (badminima.progress.Measures.products)."""
+    `progress(hvps)`, if given, is called after each one (badminima.progress.Measures.products).
+    `dtype` (e.g. torch.float64): products of a copy of the model (and inputs) in that precision."""
 
-    def __init__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1000, progress=None):
+    def __init__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1000,
+                 dtype: torch.dtype | None = None, progress=None):
+        if dtype is not None and next(model.parameters()).dtype != dtype:
+            model = copy.deepcopy(model).to(dtype)
+            x = x.to(dtype) if x.is_floating_point() else x
         self.model, self.x, self.y, self.batch_size = model, x, y, batch_size
         self.progress = progress
         self.params = _params(model)
@@ -96,27 +110,84 @@ class HessianOperator:
         return LinearOperator((self.dim, self.dim), matvec=mv, dtype=np.float64)
 
 
-def lanczos_eigenvalue(op: HessianOperator, which: str = "LA", tol: float = 1e-4, seed: int = 0) -> dict:
+def lanczos_eigenvalue(op: HessianOperator, which: str = "LA", tol: float = 1e-4, seed: int = 0,
+                       max_hvps: int | None = None, ncv: int = 20, atol: float = 0.0) -> dict:
     """The largest ("LA") or smallest ("SA") Hessian eigenvalue by implicitly restarted Lanczos
-    (scipy.sparse.linalg.eigsh, ARPACK) on the Hessian-vector product, relative tolerance `tol`.
-    Returns {"eigenvalue", "hvps"} (products used by this call)."""
-    from scipy.sparse.linalg import eigsh
+    (scipy.sparse.linalg.eigsh, ARPACK) on Hessian-vector products, relative tolerance `tol`, at most
+    `max_hvps` products (None: ARPACK's own cap).
 
+    The value and its certificate are read off the last 2*ncv vectors ARPACK multiplied (they span its
+    current Krylov basis) by Rayleigh-Ritz: theta, the extreme eigenvalue of H restricted to their span,
+    is a Rayleigh quotient (so lambda_max >= theta for "LA", lambda_min <= theta for "SA"), and its
+    residual ||H u - theta u|| is computed from the stored products, no extra product needed. This also
+    gives an answer when ARPACK stops unconverged, and stops it once this certificate holds (checked every
+    ncv products). Memory: 4 ncv vectors of the parameters' size.
+    Returns {"eigenvalue", "hvps" (products of this call), "converged" (residual <= tol |eigenvalue| + atol;
+    atol: the precision of the products, for an eigenvalue at 0), "residual"}."""
+    from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigsh
+
+    if which not in ("LA", "SA"):
+        raise ValueError(f"which must be 'LA' or 'SA', not {which!r}")
     start = op.hvps
+    ncv = min(ncv, op.dim)
+    kept: list[tuple[np.ndarray, np.ndarray]] = []
+
+    def mv(v):
+        if max_hvps is not None and op.hvps - start >= max_hvps:
+            raise _Stop
+        if len(kept) >= ncv and (op.hvps - start) % ncv == 0:  # stop on our own certificate, often before ARPACK's
+            value, residual = _rayleigh_ritz(kept, which)
+            if residual <= tol * abs(value) + atol:
+                raise _Stop
+        v = np.asarray(v, dtype=np.float64).ravel().copy()
+        hv = op.matvec(torch.from_numpy(v)).double().cpu().numpy()
+        kept.append((v, hv))
+        del kept[:-2 * ncv]
+        return hv
+
     v0 = np.random.default_rng(seed).standard_normal(op.dim)
-    value = eigsh(op.linear_operator(), k=1, which=which, tol=tol, v0=v0, return_eigenvectors=False)[0]
-    return {"eigenvalue": float(value), "hvps": op.hvps - start}
+    try:
+        eigsh(LinearOperator((op.dim, op.dim), matvec=mv, dtype=np.float64), k=1, which=which, tol=tol, v0=v0,
+              ncv=ncv if ncv < op.dim else None, maxiter=None if max_hvps is None else max_hvps,
+              return_eigenvectors=False)
+    except (ArpackNoConvergence, _Stop):
+        pass
+    value, residual = _rayleigh_ritz(kept, which)
+    return {"eigenvalue": value, "hvps": op.hvps - start, "converged": bool(residual <= tol * abs(value) + atol),
+            "residual": residual}
+
+
+class _Stop(Exception):
+    """Raised inside eigsh's matrix-vector callback when the product budget is spent or the answer certified."""
+
+
+def _rayleigh_ritz(pairs: list[tuple[np.ndarray, np.ndarray]], which: str) -> tuple[float, float]:
+    """(theta, ||H u - theta u||) for the extreme Ritz pair of the span of the stored (v, H v) pairs."""
+    v = np.stack([a for a, _ in pairs], 1)
+    hv = np.stack([b for _, b in pairs], 1)
+    basis, sigma, wt = np.linalg.svd(v, full_matrices=False)
+    keep = sigma > sigma[0] * 1e-10
+    basis, h_basis = basis[:, keep], hv @ (wt[keep].T / sigma[keep])  # H basis, by linearity
+    small = basis.T @ h_basis
+    thetas, vectors = np.linalg.eigh((small + small.T) / 2)
+    i = -1 if which == "LA" else 0
+    u, hu = basis @ vectors[:, i], h_basis @ vectors[:, i]
+    return float(thetas[i]), float(np.linalg.norm(hu - thetas[i] * u))
 
 
 def power_iteration(op: HessianOperator, shift: float = 0.0, iterations: int = 500, tol: float = 1e-4,
-                    seed: int = 0) -> dict:
+                    seed: int = 0, atol: float = 0.0) -> dict:
     """The eigenvalue of largest magnitude of A = H - shift*I by the power method, read off as the Rayleigh
-    quotient theta = v^T A v of the unit iterate v. Stops after `iterations` products or once the residual
-    ||A v - theta v|| <= tol*|theta| (then theta is within tol*|theta| of an eigenvalue of A); tol=0 always
-    runs `iterations` products, paper 004's protocol. A residual test, not the change of theta between
-    iterations: with a clustered spectrum (the shifted Hessian: most eigenvalues near -shift) theta creeps
-    and a change test stops far from the answer. Returns {"eigenvalue" (of A), "hvps", "converged",
-    "residual"}; `op` needs `dim`, `dtype`, `device`, `hvps` and `matvec`."""
+    quotient theta = v^T A v of the unit iterate v; it estimates the eigenvalue lambda = theta + shift of H.
+    Stops after `iterations` products or once the residual ||A v - theta v|| = ||H v - lambda v|| <=
+    tol*|lambda| (then an eigenvalue of H lies within tol*|lambda| of lambda); tol=0 always runs
+    `iterations` products, paper 004's protocol. The test is relative to lambda, the eigenvalue sought,
+    not to theta: shifted by lambda_max, |theta| ~ lambda_max, and tol*|theta| would accept a lambda_min
+    off by tol*lambda_max. A residual test, not the change of theta between iterations: with a clustered
+    spectrum (the shifted Hessian: most eigenvalues near -shift) theta creeps and a change test stops far
+    from the answer. `atol` (default 0) is added to the bound: the precision of the products, for an
+    eigenvalue at 0. Returns {"eigenvalue" (theta, of A), "hvps", "converged", "residual"}; `op` needs `dim`,
+    `dtype`, `device`, `hvps` and `matvec`."""
     start = op.hvps
     g = torch.Generator().manual_seed(seed)
     v = torch.randn(op.dim, generator=g, dtype=torch.float64).to(dtype=op.dtype, device=op.device)
@@ -127,24 +198,30 @@ def power_iteration(op: HessianOperator, shift: float = 0.0, iterations: int = 5
         value = float((v.double() * av.double()).sum())
         residual = float((av.double() - value * v.double()).norm())
         norm = av.norm()
-        if residual <= tol * abs(value) or norm == 0:
-            converged = True
+        if residual <= tol * abs(value + shift) + atol or norm == 0:
+            converged = residual <= tol * abs(value + shift) + atol
             break
         v = av / norm
     return {"eigenvalue": value, "hvps": op.hvps - start, "converged": converged, "residual": residual}
 
 
-def extreme_eigenvalues_power(op: HessianOperator, iterations: int = 500, tol: float = 1e-4, seed: int = 0) -> dict:
+def extreme_eigenvalues_power(op: HessianOperator, iterations: int = 500, tol: float = 1e-4, seed: int = 0,
+                              atol: float = 0.0) -> dict:
     """Largest and smallest Hessian eigenvalues by two power iterations, as paper 004 does: first the
     dominant eigenvalue lambda_d of H, then the dominant eigenvalue mu of the shifted H - lambda_d I, which
-    is lambda_other - lambda_d (lambda_min - lambda_max when lambda_d = lambda_max > 0). Returns
-    {"max", "min", "hvps", "converged"}."""
-    first = power_iteration(op, 0.0, iterations, tol, seed)
+    is lambda_other - lambda_d (lambda_min - lambda_max when lambda_d = lambda_max > 0). Each end has its own
+    certificate (see `power_iteration`, relative to that end's eigenvalue). Returns {"max", "min", "hvps",
+    "converged" (both ends), and per end "max_converged", "max_residual", "max_hvps" and the same for min}."""
+    first = power_iteration(op, 0.0, iterations, tol, seed, atol)
     d = first["eigenvalue"]
-    second = power_iteration(op, d, iterations, tol, seed + 1)
+    second = power_iteration(op, d, iterations, tol, seed + 1, atol)
     other = second["eigenvalue"] + d
-    return {"max": max(d, other), "min": min(d, other), "hvps": first["hvps"] + second["hvps"],
-            "converged": first["converged"] and second["converged"]}
+    top, bottom = (first, second) if d >= other else (second, first)
+    out = {"max": max(d, other), "min": min(d, other), "hvps": first["hvps"] + second["hvps"],
+           "converged": first["converged"] and second["converged"]}
+    for end, run in (("max", top), ("min", bottom)):
+        out |= {f"{end}_converged": run["converged"], f"{end}_residual": run["residual"], f"{end}_hvps": run["hvps"]}
+    return out
 
 
 def hutchinson_trace(op: HessianOperator, samples: int = 100, seed: int = 0) -> dict:

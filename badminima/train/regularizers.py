@@ -1,16 +1,18 @@
 """Penalties added to the training loss (the `penalty(model)` argument of `train_phase`).
 
-Norm-bias (paper 004, section 3, equation 2): R_mu(theta) = (||theta||_2^2 - mu^2)^2, which biases the
-parameter norm towards mu rather than towards 0 (R_0 = ||theta||^4, a weight decay of another power).
-theta is every trainable parameter (weights, biases, batch-norm scales and shifts), as in the paper's
-sum over all parameters. Two forms:
+Norm-bias (paper 004, section 3, equation 2) biases the parameter norm towards mu rather than towards 0.
+theta is every trainable parameter (weights, biases, batch-norm scales and shifts), as in the paper's sum
+over all parameters. With coefficient c, two forms:
 
-- "squared": coefficient * (||theta||^2 - mu^2)^2, equation 2 as printed;
-  gradient 4 * coefficient * (||theta||^2 - mu^2) * theta;
-- "absolute": coefficient * | ||theta||^2 - mu^2 |, the form of the authors' code (with which the
-  paper's coefficients, 0.005 at mu^2 = 2500, are of weight decay's size);
-  gradient 2 * coefficient * sign(||theta||^2 - mu^2) * theta: weight decay 2*coefficient above mu,
-  negative weight decay below it.
+- "absolute" (the default): c/2 * | ||theta||^2 - mu^2 |, gradient c * sign(||theta||^2 - mu^2) * theta.
+  Source: the paper's text says R_0 "is equivalent to weight decay", which holds for this form only (at
+  mu = 0 it is c/2 ||theta||^2, SGD's weight decay c), and the authors' code (NormBias/main.py) adds
+  exactly c * sign(||theta||^2 - mu^2) * theta to every parameter's gradient before the SGD step, with
+  c their `weight_decay` argument and mu^2 their `norm_bias` argument. At this scale the paper's
+  coefficients (0.005 at mu^2 = 2500 for ResNet-18) give the authors' update: weight decay c above mu,
+  negative weight decay c below it.
+- "squared": c * (||theta||^2 - mu^2)^2, equation 2 as printed; gradient 4c (||theta||^2 - mu^2) theta.
+  At mu = 0 it is c ||theta||^4, not weight decay; the paper gives no coefficient for it.
 
 The penalty is added to every mini-batch's mean cross-entropy, as SGD's weight decay is.
 """
@@ -23,7 +25,7 @@ from torch import nn
 
 from ..spec import PhaseSpec
 
-FORMS = ("squared", "absolute")
+FORMS = ("absolute", "squared")
 
 
 def squared_norm(model: nn.Module) -> torch.Tensor:
@@ -31,12 +33,12 @@ def squared_norm(model: nn.Module) -> torch.Tensor:
     return sum((p * p).sum() for p in model.parameters() if p.requires_grad)
 
 
-def norm_bias(model: nn.Module, coefficient: float, mu: float, form: str = "squared") -> torch.Tensor:
+def norm_bias(model: nn.Module, coefficient: float, mu: float, form: str = "absolute") -> torch.Tensor:
     """The norm-bias penalty of `model` (module docstring), a differentiable scalar."""
     if form not in FORMS:
         raise ValueError(f"unknown norm-bias form {form!r} (known: {', '.join(FORMS)})")
     gap = squared_norm(model) - mu ** 2
-    return coefficient * (gap * gap if form == "squared" else gap.abs())
+    return coefficient * gap * gap if form == "squared" else 0.5 * coefficient * gap.abs()
 
 
 def penalty_of(phase: PhaseSpec) -> Callable[[nn.Module], torch.Tensor] | None:

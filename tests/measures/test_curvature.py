@@ -1,5 +1,7 @@
 """Hessian-vector products, eigenvalues and trace against the full Hessian from
 torch.autograd.functional.hessian and torch.linalg.eigvalsh, on a tiny network in float64."""
+import copy
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -109,3 +111,57 @@ def test_shifted_power_method_is_not_fooled_by_a_cluster():
     assert both["max"] == pytest.approx(7.77, rel=1e-6)
     assert both["min"] == pytest.approx(-0.27, abs=1e-3)
     assert both["converged"] and op.hvps == both["hvps"]
+
+
+def test_shifted_power_method_reports_an_unconverged_minimum_honestly():
+    # Lemma 1's Hessian, schematically: lambda_max = 3.2e4, lambda_min = -11.5, a bulk in [0, 1]. Shifted by
+    # lambda_max, the minimum's share grows by a factor 1 + 3.6e-4 per product: 500 products leave the iterate
+    # in the bulk, with theta + shift ~ 0.4 and a residual ~ 0.3 - within 1e-4 * |theta| = 3.2 of the shifted
+    # eigenvalue, but 1000 times |lambda| of the eigenvalue it stands for.
+    op = DiagonalOperator([32000.0, -11.5] + torch.linspace(0.0, 1.0, 300).tolist())
+    both = extreme_eigenvalues_power(op, iterations=500, tol=1e-4)
+    assert both["min"] > 0  # far from -11.5 ...
+    assert not both["converged"]  # ... and it says so
+    assert not both["min_converged"] and both["max"] == pytest.approx(32000.0, rel=1e-6) and both["max_converged"]
+    assert both["min_residual"] > 1e-4 * abs(both["min"])
+    assert both["max_hvps"] + both["min_hvps"] == both["hvps"] == op.hvps
+    # Lanczos finds it, with a certificate relative to -11.5
+    bottom = lanczos_eigenvalue(op, "SA", tol=1e-6)
+    assert bottom["eigenvalue"] == pytest.approx(-11.5, rel=1e-6) and bottom["converged"]
+    assert bottom["residual"] <= 1e-6 * 11.5
+
+
+def test_lanczos_certificate_and_an_unconverged_answer(problem):
+    model, x, y, _, eigenvalues, _, _ = problem
+    op = HessianOperator(model, x, y, batch_size=10)
+    bottom = lanczos_eigenvalue(op, "SA", tol=1e-8)
+    assert bottom["converged"] and bottom["residual"] <= 1e-8 * abs(bottom["eigenvalue"])
+    # an explicit check of the certificate: some eigenvalue of the explicit Hessian lies within the residual
+    assert float((eigenvalues - bottom["eigenvalue"]).abs().min()) <= bottom["residual"] + 1e-12
+    # out of products before convergence: still a Rayleigh quotient (an upper bound on lambda_min, a lower bound
+    # on lambda_max), flagged as not converged, and within its residual of some eigenvalue
+    start = op.hvps
+    cut = lanczos_eigenvalue(op, "SA", tol=1e-12, max_hvps=5, ncv=5)
+    assert op.hvps - start == cut["hvps"] == 5  # the budget is exact
+    assert not cut["converged"] and cut["eigenvalue"] >= float(eigenvalues[0]) - 1e-12
+    assert float((eigenvalues - cut["eigenvalue"]).abs().min()) <= cut["residual"] + 1e-12
+    top = lanczos_eigenvalue(op, "LA", tol=1e-12, max_hvps=5, ncv=5)
+    assert not top["converged"] and top["eigenvalue"] <= float(eigenvalues[-1]) + 1e-12
+
+
+def test_float64_products_of_a_float32_model(problem):
+    model, x, y, hessian, _, _, _ = problem
+    single = copy.deepcopy(model).float()
+    op = HessianOperator(single, x.float(), y, dtype=torch.float64)
+    assert next(single.parameters()).dtype == torch.float32  # a copy is converted, not the model
+    v = torch.randn(op.dim, dtype=torch.float64)
+    assert op.matvec(v).dtype == torch.float64
+    assert torch.allclose(op.matvec(v), hessian @ v, rtol=1e-5, atol=1e-6)  # float32 weights, float64 products
+
+
+def test_measure_output_shows_each_eigenvalues_flag_and_products():
+    from badminima.measures.command import _brief
+
+    line = _brief({"min_lanczos": -11.5, "min_lanczos_converged": True, "min_lanczos_hvps": 31, "min_power": 0.007,
+                   "min_power_converged": False, "min_power_hvps": 500, "examples": 1000})
+    assert line == "min_lanczos=-11.5 (conv, 31), min_power=0.007 (NOT conv, 500), examples=1000"
