@@ -373,8 +373,14 @@ def value_lines(value: Any, indent: str = "    ") -> list[str]:
     which round-trips); a scalar or a list of scalars is one line."""
     if isinstance(value, dict):
         lines = []
+        flagged = {k for k in value if f"{k}_converged" in value and f"{k}_hvps" in value}  # eigenvalues
         for key, item in value.items():
-            if _is_flat(item):
+            if any(key in (f"{f}_converged", f"{f}_hvps") for f in flagged):
+                continue  # shown beside its eigenvalue
+            if key in flagged:
+                state = "converged" if value[f"{key}_converged"] else "NOT converged"
+                lines.append(f"{indent}{key}: {_flat(item)} ({state}, {value[f'{key}_hvps']} products)")
+            elif _is_flat(item):
                 lines.append(f"{indent}{key}: {_flat(item)}")
             else:
                 lines += [f"{indent}{key}:"] + value_lines(item, indent + "  ")

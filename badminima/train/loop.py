@@ -79,7 +79,7 @@ def evaluate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, batch_siz
     with precision(compute, y.device):
         for i in range(0, len(y), batch_size):
             out = model(memory_format(compute, as_inputs(x[i:i + batch_size])))
-            loss += F.cross_entropy(out.float(), y[i:i + batch_size], reduction="sum").double()
+            loss += F.cross_entropy(full_precision(out), y[i:i + batch_size], reduction="sum").double()
             correct += (out.argmax(1) == y[i:i + batch_size]).sum()
     model.train(was_training)
     return loss.item() / max(len(y), 1), correct.item() / max(len(y), 1)
@@ -89,6 +89,12 @@ def weights_finite(model: torch.nn.Module) -> bool:
     """Whether every parameter and buffer (batch-norm statistics too) of `model` is finite."""
     tensors = [t for t in (*model.parameters(), *model.buffers()) if t.is_floating_point()]
     return bool(torch.stack([torch.isfinite(t).all() for t in tensors]).all()) if tensors else True
+
+
+def full_precision(out: torch.Tensor) -> torch.Tensor:
+    """Logits for the loss: half-precision outputs (bf16/fp16 autocast) in float32; float32 and float64
+    outputs as they are (a float64 model keeps float64 losses)."""
+    return out.float() if out.dtype in (torch.float16, torch.bfloat16) else out
 
 
 @dataclass
@@ -157,7 +163,7 @@ def train_phase(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, phase:
                 if perturb is not None:
                     xb = perturb(model, xb, yb, g)
                 out = forward(xb)
-                loss = F.cross_entropy(out.float(), yb)
+                loss = F.cross_entropy(full_precision(out), yb)
             objective = loss + penalty(model) if penalty is not None else loss  # the penalty in float32
             opt.zero_grad(set_to_none=True)
             objective.backward()
