@@ -17,7 +17,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from .errors import BadInput
+from .errors import BadInput, PhaseFailed
 
 DEFAULT_OUT = "badminima-out"
 
@@ -227,6 +227,9 @@ def main(argv: list[str] | None = None) -> int:
     except BadInput as exc:
         print(f"badminima: error: {exc}", file=sys.stderr)
         return 2
+    except PhaseFailed as exc:
+        print(f"badminima: error: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("badminima: interrupted; finished epochs are kept, re-run to resume", file=sys.stderr)
         return 130
