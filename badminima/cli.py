@@ -24,7 +24,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from . import __version__, jsonsafe
-from .errors import BadInput
+from .errors import BadInput, PhaseFailed
 from .provenance import provenance
 
 DEFAULT_OUT = "badminima-out"
@@ -440,6 +440,9 @@ def main(argv: list[str] | None = None) -> int:
     except BadInput as exc:
         print(f"badminima: error: {exc}", file=sys.stderr)
         return 2
+    except PhaseFailed as exc:
+        print(f"badminima: error: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("badminima: interrupted; finished epochs are kept, re-run to resume", file=sys.stderr)
         return 130

@@ -106,13 +106,15 @@ class Sweep:
     epoch of a phase running in another process). Quiet: shows nothing. `out`: the rich console (default:
     stderr's, when it is a terminal; else plain lines on stderr)."""
 
-    def __init__(self, label: str, phases: dict, executor, out_dir: Path, quiet: bool = False, out=None):
+    def __init__(self, label: str, phases: dict, executor, out_dir: Path, quiet: bool = False, out=None,
+                 writer: str | None = None):
         from .runs import plan
         from .store.journal import FOLDER
 
         self.label, self.where, self.slots, self.quiet = label, executor.name, executor.slots, quiet
         self.in_process = executor.name == "in-process"
         self.journals = Path(out_dir) / FOLDER
+        self.writer = writer  # the driver's journals are named PHASE.WRITER.jsonl (store.journal.journal_path)
         self.kind, self.cap, self.about = {}, {}, {}
         for pid, (spec, index) in phases.items():
             kind = plan(spec)[index].kind
@@ -149,7 +151,7 @@ class Sweep:
         """After each round of the scheduler: `status` maps finished phases to 'done' | 'diverged'."""
         if not self.in_process and self.live is not None:
             for pid in in_flight:
-                if (m := latest_epoch(self.journals / f"{pid}.jsonl")) is not None and m["epoch"] != self.latest.get(pid):
+                if (m := latest_epoch(self.journals / (f"{pid}.{self.writer}.jsonl" if self.writer else f"{pid}.jsonl"))) is not None and m["epoch"] != self.latest.get(pid):
                     label, clock = f"{self.kind[pid]} {pid}", self.clocks.setdefault(pid, Clock())
                     self.epoch(label, m["epoch"], self.cap[pid], m, clock.eta(m["epoch"], self.cap[pid], m.get("seconds")))
         for pid in [p for p in self.kind if p in status and p not in self.done]:

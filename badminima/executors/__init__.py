@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import multiprocessing
+import os
 
 from ..errors import BadInput
 
@@ -33,34 +34,62 @@ class InProcess:
         pass
 
 
-def _init_worker(threads: int) -> None:
+def _init_worker(threads: int, driver: int) -> None:
     import torch
 
     from . import task  # noqa: F401  (the heavy imports, once, at start-up)
 
     torch.set_num_threads(threads)
-    _die_with_parent()
+    _die_with_driver(driver)
 
 
 def _ready() -> None:
     pass
 
 
-def _die_with_parent() -> None:
-    """Linux: have the kernel SIGKILL this worker when the driver dies, so that no orphan keeps
-    writing a phase that a restarted driver hands to a new worker."""
-    import ctypes
+def _die_with_driver(driver: int) -> None:
+    """SIGKILL this worker as soon as the driver process `driver` has exited, so that no orphan
+    keeps writing a phase that a restarted driver hands to a new worker. (A worker is the fork
+    server's child, not the driver's, and the fork server lives as long as any worker: it cannot
+    take them down.) A thread waits on a pidfd for the driver's exit, or polls where there is none."""
+    import select
     import signal
+    import threading
+    import time
 
-    try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
+    def watch():
+        try:
+            select.select([os.pidfd_open(driver)], [], [])
+        except ProcessLookupError:
+            pass
+        except (OSError, AttributeError):  # no pidfd (not Linux >= 5.3): poll once a second
+            while True:
+                try:
+                    os.kill(driver, 0)
+                except ProcessLookupError:
+                    break
+                except PermissionError:
+                    pass
+                time.sleep(1.0)
+        os.kill(os.getpid(), signal.SIGKILL)
+    threading.Thread(target=watch, name="badminima-driver-watch", daemon=True).start()
+
+
+def _context():
+    """Workers forked from a fork server that has imported torch and the task code once (a restart
+    after a worker died then takes milliseconds, not an import of torch per worker); where there is
+    no fork server, spawned. Never plain fork: the driver has threads (the claims' heartbeat)."""
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        context = multiprocessing.get_context("forkserver")
+        # torch._dynamo: torch.optim imports it when it builds the first optimizer (seconds per worker)
+        context.set_forkserver_preload([f"{__name__}.task", "torch._dynamo"])
+        return context
+    return multiprocessing.get_context("spawn")
 
 
 class Pool:
-    """A local pool of `workers` processes (spawned), each with `threads` torch threads (default 1:
-    two threads per process thrash on a 2-core machine)."""
+    """A local pool of `workers` processes, each with `threads` torch threads (default 1: two
+    threads per process thrash on a 2-core machine)."""
 
     name = "pool"
 
@@ -69,8 +98,8 @@ class Pool:
         self._pool = self._new()
 
     def _new(self) -> cf.ProcessPoolExecutor:
-        pool = cf.ProcessPoolExecutor(self.slots, mp_context=multiprocessing.get_context("spawn"),
-                                      initializer=_init_worker, initargs=(self.threads,))
+        pool = cf.ProcessPoolExecutor(self.slots, mp_context=_context(),
+                                      initializer=_init_worker, initargs=(self.threads, os.getpid()))
         for _ in range(self.slots):  # start every worker now, while the driver prepares, not on first need
             pool.submit(_ready)
         return pool
@@ -79,8 +108,10 @@ class Pool:
         return self._pool.submit(fn, *args)
 
     def restart(self) -> None:
-        """Replace a pool broken by a dead worker."""
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        """Replace a pool broken by a dead worker. Waits until the old pool has failed every future
+        it held and its other workers (which it terminates) have exited, so that no old worker
+        writes a journal or checkpoint once the scheduler has ingested it and dispatched again."""
+        self._pool.shutdown(wait=True, cancel_futures=True)
         self._pool = self._new()
 
     def close(self) -> None:

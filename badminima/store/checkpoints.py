@@ -1,18 +1,22 @@
 """Checkpoints as safetensors files carrying a checksum of their tensors; written atomically.
 
 Nothing is unpickled: tensors go through safetensors, everything else is JSON in its metadata.
-A truncated or altered file raises CorruptCheckpoint, and callers recompute what it held.
+A truncated or altered file raises CorruptCheckpoint, and callers recompute what it held. Each write
+goes to a temporary file of its own (`<name>.<random hex>.tmp`, TEMPORARY), then replaces the file.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+import uuid
 from pathlib import Path
 
 import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
+
+TEMPORARY = "*.safetensors.*.tmp"  # what a writer killed mid-write leaves behind
 
 
 class CorruptCheckpoint(Exception):
@@ -32,11 +36,14 @@ def save_checkpoint(path: str | Path, tensors: dict[str, torch.Tensor], meta: di
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
-    tmp = path.with_name(path.name + ".tmp")
-    save_file(tensors, str(tmp), metadata={"meta": json.dumps(meta), "sha256": tensors_digest(tensors)})
-    with open(tmp, "rb+") as fh:
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    tmp = path.with_name(f"{path.name}.{uuid.uuid4().hex}.tmp")  # every writer its own (two hosts, one phase)
+    try:
+        save_file(tensors, str(tmp), metadata={"meta": json.dumps(meta), "sha256": tensors_digest(tensors)})
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def load_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict]:

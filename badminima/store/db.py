@@ -180,7 +180,9 @@ class Store:
 
     # ---- claims: two drivers on one directory never run the same phase ----
     def claim(self, phase_id: str, owner: str, is_alive) -> bool:
-        """Claim `phase_id` for `owner` unless a live other owner holds it (`is_alive(owner, heartbeat)`)."""
+        """Claim `phase_id` for `owner` unless a live other owner holds it (`is_alive(owner, heartbeat)`).
+        Reading the holder and replacing a dead one's claim is one transaction, so two drivers that
+        both find a holder dead cannot both take its phase."""
         with self.transaction() as c:
             row = c.execute("SELECT owner, heartbeat FROM claims WHERE phase_id=?", (phase_id,)).fetchone()
             if row and row[0] != owner and is_alive(row[0], row[1]):
@@ -192,6 +194,10 @@ class Store:
         """Phases claimed by live owners other than `owner`."""
         rows = self.conn.execute("SELECT phase_id, owner, heartbeat FROM claims WHERE owner != ?", (owner,))
         return {r[0] for r in rows if is_alive(r[1], r[2])}
+
+    def holds(self, phase_id: str, owner: str) -> bool:
+        row = self.conn.execute("SELECT owner FROM claims WHERE phase_id=?", (phase_id,)).fetchone()
+        return row is not None and row[0] == owner
 
     def release(self, phase_id: str, owner: str) -> None:
         with self.transaction() as c:

@@ -71,16 +71,16 @@ def test_driver_sigkill_at_random_points_then_resume(tmp_path):
 
 
 def _worker_pids(driver_pid: int) -> list[int]:
-    pids = []
+    """The pool workers of `driver_pid`: children of its fork server (executors._context)."""
+    procs = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-            cmdline = (stat.parent / "cmdline").read_bytes()
-        except OSError:
+            procs[int(stat.parent.name)] = (int(stat.read_text().rsplit(")", 1)[1].split()[1]),
+                                            (stat.parent / "cmdline").read_bytes())
+        except (OSError, ValueError, IndexError):
             continue
-        if int(fields[1]) == driver_pid and b"spawn_main" in cmdline and b"resource_tracker" not in cmdline:
-            pids.append(int(stat.parent.name))
-    return pids
+    servers = {pid for pid, (ppid, cmdline) in procs.items() if ppid == driver_pid and b"forkserver" in cmdline}
+    return [pid for pid, (ppid, _) in procs.items() if ppid in servers]
 
 
 def test_worker_sigkill_is_retried_from_its_checkpoint(tmp_path):
