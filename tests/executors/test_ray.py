@@ -22,7 +22,7 @@ RAY_ENV = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_enable_metrics_collection": "fal
 NODE = ["--node-ip-address=127.0.0.1", "--disable-usage-stats", "--num-cpus=1", "--memory=2000000000",
         "--object-store-memory=150000000", "--block"]
 SWEEP = ["run", "bad-minima", "--train-size", "500", "--width", "64", "--epochs", "8", "--pretrain-epochs", "5",
-         "-R", "1", "--json", "--quiet"]
+         "-R", "1", "--seeds", "0", "--json", "--quiet"]
 
 
 def _free_port() -> int:
