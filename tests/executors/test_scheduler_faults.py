@@ -143,7 +143,7 @@ def _fail(monkeypatch, kind: str, seed: int):
 
 
 ARGV = ["run", "bad-minima", "--dataset", "gaussians2d", "--width", "32", "--epochs", "12", "--pretrain-epochs", "6",
-        "-R", "1", "--seeds", "0,1", "--quiet", "--json"]
+        "-R", "1", "--seeds", "0,1", "--workers", "1", "--quiet", "--json"]  # in the driver's process
 
 
 def test_a_phase_that_always_fails_ends_the_sweep_with_one_error_line(tmp_path, monkeypatch, capsys):
