@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sqlite3
 import sys
 import time
 from dataclasses import replace
@@ -81,17 +82,26 @@ def build_parser() -> Parser:
     return parser
 
 
+MAX_SEEDS = 1000  # each seed is a whole grid of training runs; more is a typo, not a plan
+
+
 def parse_seeds(text: str) -> list[int]:
-    seeds: list[int] = []
+    """Seeds from `0,1,2` or ranges `0-4`; BadInput on a malformed list, a repeated or negative seed, or more
+    than MAX_SEEDS (counted before any range is expanded)."""
+    bounds: list[tuple[int, int]] = []
     try:
         for part in text.split(","):
             if "-" in part.strip()[1:]:
                 lo, hi = part.split("-", 1)
-                seeds += list(range(int(lo), int(hi) + 1))
+                bounds.append((int(lo), int(hi)))
             else:
-                seeds.append(int(part))
+                bounds.append((int(part), int(part)))
     except ValueError:
         raise BadInput(f"--seeds: cannot read {text!r} (write e.g. 0,1,2 or 0-4)") from None
+    count = sum(max(hi - lo + 1, 0) for lo, hi in bounds)
+    if count > MAX_SEEDS:
+        raise BadInput(f"--seeds: {count:,} seeds asked for, at most {MAX_SEEDS} (each seed is a whole grid of runs)")
+    seeds = [s for lo, hi in bounds for s in range(lo, hi + 1)]
     if not seeds or any(s < 0 for s in seeds) or len(set(seeds)) != len(seeds):
         raise BadInput(f"--seeds: need distinct non-negative integers, got {text!r}")
     return seeds
@@ -139,9 +149,13 @@ def pick_device(name: str) -> str:
     return name
 
 
+MAX_THREADS = 1024
+
+
 def cmd_run(args) -> int:
     from .executors import make_executor
     from .experiments import Context, get_experiment, run_experiment
+    from .preflight import check_listening, check_memory, check_output_dir, dry_forward, parameter_count
     from .runs import Workspace, check
     from .store import Store
 
@@ -149,23 +163,39 @@ def cmd_run(args) -> int:
     base = check(resolve_base(args))
     seeds = parse_seeds(args.seeds) if args.seeds is not None else [base.seed]
     device = pick_device(args.device)
+    if not 1 <= args.threads <= MAX_THREADS:
+        raise BadInput(f"--threads must lie in [1, {MAX_THREADS}], got {args.threads}")
+    if args.workers < 1:
+        raise BadInput(f"--workers must be at least 1, got {args.workers}")
+    if args.address is not None and args.executor != "ray":
+        raise BadInput("--address is the Ray cluster's: use it with --executor ray")
     ws = Workspace(store=None, data_dir=args.data_dir, device=device, quiet=args.quiet)
     specs = [check(s) for s in experiment.cells(base, seeds)] if experiment.cells else [base]
+    workers = args.workers if args.executor != "ray" else 1
     checked = set()
-    for spec in specs:  # load every dataset and build every model once, before anything is written
-        if (spec.data, spec.model) not in checked:
-            checked.add((spec.data, spec.model))
-            ws.skeleton(spec)
-    if args.threads < 1:
-        raise BadInput(f"--threads must be at least 1, got {args.threads}")
+    for spec in specs:  # load every dataset, bound the memory and try every model once, before anything is written
+        key = (spec.data, spec.model, spec.init.replication_factor, spec.recipe.batch_size, spec.init.pretrain.batch_size)
+        if key not in checked:
+            checked.add(key)
+            data, parameters = ws.dataset(spec), parameter_count(spec, ws.dataset(spec))
+            check_memory(spec, data, parameters, None, workers)  # before a real model is built
+            check_memory(spec, data, parameters, dry_forward(ws, spec), workers)
+    check_output_dir(args.out)
+    if args.executor == "ray" and args.address:
+        check_listening(args.address)
     executor = make_executor(args.executor, args.workers, args.address, args.threads)
-    ws.store = Store(args.out)
+    try:
+        ws.store = Store(args.out)
+    except BaseException:
+        executor.close()
+        raise
     started = time.perf_counter()
     ctx = Context(base, seeds, args.preset, ws, args.quiet, executor)
     try:
         records, paths, scale = run_experiment(experiment, ctx)
     finally:
         executor.close()
+        ws.store.close()
     if args.json:
         print(json.dumps(records, indent=2))
     else:
@@ -220,12 +250,32 @@ def cmd_list(args) -> int:
     return 0
 
 
+def environment_fault(exc: BaseException) -> str | None:
+    """One line for a fault of the file system or the database (a full disk, a read-only or vanished output
+    directory), found in `exc` or what caused it (a worker's error arrives wrapped); None for anything else."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, sqlite3.Error):
+            return f"results database: {exc}"
+        if isinstance(exc, OSError):
+            return f"{exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else "")
+        exc = exc.__cause__  # a worker's error wrapped by the scheduler (raise ... from exc)
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         return {"run": cmd_run, "report": cmd_report, "measure": cmd_measure, "list": cmd_list}[args.command](args)
     except BadInput as exc:
         print(f"badminima: error: {exc}", file=sys.stderr)
+        return 2
+    except (OSError, sqlite3.Error, RuntimeError) as exc:
+        fault = environment_fault(exc)
+        if fault is None:
+            raise
+        print(f"badminima: error: {fault}; finished epochs are kept: re-run once this is fixed", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("badminima: interrupted; finished epochs are kept, re-run to resume", file=sys.stderr)
