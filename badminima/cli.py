@@ -6,7 +6,8 @@
 
 Specs are built in two stages, as in timm: the preset's base spec for the dataset, then a TOML
 file, then flags. Bad input prints one line `badminima: error: ...` and exits with status 2
-before anything is written.
+before anything is written (preflight.py bounds sizes, tries the model, checks --out and --address);
+a fault of the file system or database met later is one such line too (environment_fault).
 """
 from __future__ import annotations
 
@@ -177,7 +178,7 @@ def cmd_run(args) -> int:
         key = (spec.data, spec.model, spec.init.replication_factor, spec.recipe.batch_size, spec.init.pretrain.batch_size)
         if key not in checked:
             checked.add(key)
-            data, parameters = ws.dataset(spec), parameter_count(spec, ws.dataset(spec))
+            data, parameters = ws.dataset(spec), parameter_count(ws, spec)
             check_memory(spec, data, parameters, None, workers)  # before a real model is built
             check_memory(spec, data, parameters, dry_forward(ws, spec), workers)
     check_output_dir(args.out)

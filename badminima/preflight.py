@@ -15,7 +15,6 @@ from pathlib import Path
 import torch
 
 from .errors import BadInput
-from .models import build_model
 from .spec import RunSpec
 
 BYTES_PER_VALUE = 4  # float32 parameters and activations
@@ -50,14 +49,13 @@ def _first_line(exc: Exception) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-def parameter_count(spec: RunSpec, data) -> int:
-    """Parameters and buffers of the model of `spec` on `data`, built on the meta device (no memory, no RNG)."""
-    channels = data.standardization()[0].numel()
+def parameter_count(ws, spec: RunSpec) -> int:
+    """Parameters and buffers of the model of `spec`, built on the meta device (no memory, no RNG draws)."""
+    data = ws.dataset(spec)
     try:
-        with torch.device("meta"), warnings.catch_warnings():
+        with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # "Initializing zero-element tensors is a no-op": the dry pass says more
-            model = build_model(spec.model.name, data.input_shape, data.num_classes, torch.zeros(channels),
-                                torch.ones(channels), spec.model.width, spec.model.depth)
+            model = ws.skeleton(spec, meta=True)
     except BadInput:
         raise
     except Exception as exc:  # noqa: BLE001  (a builder meeting an input shape it was not written for; sizes overflowing)

@@ -8,6 +8,7 @@ measured from its parent's final weights.
 from __future__ import annotations
 
 import ast
+import contextlib
 import copy
 import errno
 import hashlib
@@ -21,8 +22,8 @@ from pathlib import Path
 import torch
 
 from .data import Dataset, load_dataset
-from .errors import BadInput
 from .data.augment import augment
+from .errors import BadInput
 from .inits import get_init
 from .measures import relative_distance
 from .models import Classifier, build_model, check_model_name
@@ -94,12 +95,15 @@ class Workspace:
             _DATASETS[key] = data
         return _DATASETS[key]
 
-    def skeleton(self, spec: RunSpec) -> Classifier:
+    def skeleton(self, spec: RunSpec, meta: bool = False) -> Classifier:
+        """The model of `spec` for its data, initialized from the global RNG; with `meta`, its parameters on the
+        meta device (shapes without memory or RNG draws: for sizes and fingerprints)."""
         data = self.dataset(spec)
         mean, std = (t.cpu() for t in data.standardization())
-        model = build_model(spec.model.name, data.input_shape, data.num_classes, mean, std,
-                            spec.model.width, spec.model.depth)
-        return model.to(self.device)
+        with torch.device("meta") if meta else contextlib.nullcontext():
+            model = build_model(spec.model.name, data.input_shape, data.num_classes, mean, std,
+                                spec.model.width, spec.model.depth)
+        return model if meta else model.to(self.device)
 
     def warn(self, message: str) -> None:
         print(f"badminima: warning: {message}", file=sys.stderr, flush=True)
@@ -151,11 +155,7 @@ def fingerprint(spec: RunSpec, ws: Workspace) -> dict:
     so that a changed model or dataset never returns an old phase's numbers."""
     key = (spec.data, spec.model, str(ws.data_dir), spec.seed if spec.data.train_size else None)
     if key not in _FINGERPRINTS:
-        data = ws.dataset(spec)
-        channels = data.standardization()[0].numel()
-        with torch.device("meta"):
-            model = build_model(spec.model.name, data.input_shape, data.num_classes, torch.zeros(channels),
-                                torch.ones(channels), spec.model.width, spec.model.depth)
+        data, model = ws.dataset(spec), ws.skeleton(spec, meta=True)
         arch = [[name, f"{type(m).__module__}.{type(m).__qualname__}", _forward_code(type(m))]
                 for name, m in model.named_modules()]
         arch += [[k, list(v.shape), str(v.dtype)] for k, v in model.state_dict().items()]
@@ -177,8 +177,10 @@ def stale_reason(recorded: dict | None, current: dict) -> str | None:
     if not recorded:
         return None
     if recorded.get("architecture") != current["architecture"]:
-        return (f"the model's code builds a different architecture than the one it was trained with "
-                f"({recorded.get('parameters')} parameters then, {current['parameters']} now, or other layers)")
+        then, now = recorded.get("parameters"), current["parameters"]
+        return ("the model's code builds a different architecture than the one it was trained with ("
+                + (f"{then} parameters then, {now} now)" if then != now else
+                   f"the same {now} parameters, other layer types, names or forward code)"))
     if recorded.get("data") != current["data"]:
         return (f"its data changed since it was trained (sizes {recorded.get('data_sizes')} then, "
                 f"{current['data_sizes']} now, or other contents)")
@@ -254,7 +256,8 @@ def _ensure(phases: list[Phase], i: int, spec: RunSpec, ws: Workspace) -> Classi
     """The final model of phases[i], training it (and what it starts from) if needed."""
     phase, store = phases[i], ws.store
     row = store.phase(phase.id)
-    if row and row["status"] in ("done", "diverged") and (reason := stale_reason(recorded_fingerprint(row), fingerprint(spec, ws))):
+    reason = row and row["status"] in ("done", "diverged") and stale_reason(recorded_fingerprint(row), fingerprint(spec, ws))
+    if reason:
         ws.warn(f"phase {phase.id} ({phase.kind}): {reason}; recomputing it")
         store.reset_phase(phase.id)
         row = store.phase(phase.id)

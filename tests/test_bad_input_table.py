@@ -8,6 +8,7 @@ import pickle
 import shutil
 import socket
 import subprocess
+import time
 
 import pytest
 
@@ -127,8 +128,10 @@ def test_ray_address_where_nothing_listens_fails_at_once(store_dir, capsys):
     with socket.socket() as sock:  # a port that was free a moment ago: nothing listens there
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
+    started = time.monotonic()
     _check(["run", "bad-minima", "--executor", "ray", "--address", f"127.0.0.1:{port}", "--out", str(store_dir)],
            store_dir, capsys)
+    assert time.monotonic() - started < 10  # not Ray's minutes of retries
 
 
 # ---- output directories and stores (issue 13, item 4): each case damages a copy of a trained store ----
