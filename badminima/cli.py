@@ -11,12 +11,15 @@
 
 Specs are built in stages, as in timm: the preset's base spec for the dataset, then a TOML
 file, then flags, then `--set` (any spec field). Bad input prints one line `badminima: error: ...`
-and exits with status 2 before anything is written.
+and exits with status 2 before anything is written (preflight.py bounds sizes, tries the model, checks
+--out and --address); a fault of the file system or database met later is one such line too
+(environment_fault).
 """
 from __future__ import annotations
 
 import argparse
 import json
+import sqlite3
 import sys
 import time
 import tomllib
@@ -209,17 +212,26 @@ def set_overrides(pairs: list[tuple[tuple[str, ...], object]]) -> dict:
     return out
 
 
+MAX_SEEDS = 1000  # each seed is a whole grid of training runs; more is a typo, not a plan
+
+
 def parse_seeds(text: str) -> list[int]:
-    seeds: list[int] = []
+    """Seeds from `0,1,2` or ranges `0-4`; BadInput on a malformed list, a repeated or negative seed, or more
+    than MAX_SEEDS (counted before any range is expanded)."""
+    bounds: list[tuple[int, int]] = []
     try:
         for part in text.split(","):
             if "-" in part.strip()[1:]:
                 lo, hi = part.split("-", 1)
-                seeds += list(range(int(lo), int(hi) + 1))
+                bounds.append((int(lo), int(hi)))
             else:
-                seeds.append(int(part))
+                bounds.append((int(part), int(part)))
     except ValueError:
         raise BadInput(f"--seeds: cannot read {text!r} (write e.g. 0,1,2 or 0-4)") from None
+    count = sum(max(hi - lo + 1, 0) for lo, hi in bounds)
+    if count > MAX_SEEDS:
+        raise BadInput(f"--seeds: {count:,} seeds asked for, at most {MAX_SEEDS} (each seed is a whole grid of runs)")
+    seeds = [s for lo, hi in bounds for s in range(lo, hi + 1)]
     if not seeds or any(s < 0 for s in seeds) or len(set(seeds)) != len(seeds):
         raise BadInput(f"--seeds: need distinct non-negative integers, got {text!r}")
     return seeds
@@ -288,11 +300,16 @@ def pick_device(name: str) -> str:
     return name
 
 
-def run_records(args) -> tuple[list[dict], list[Path], str]:
+MAX_THREADS = 1024
+
+
+def run_records(args) -> tuple[dict, list[Path]]:
     """What `run` does (and badminima.run): check every input, train, record the experiment and write
-    its report files; returns (records, report files, scale)."""
+    its report files; returns (the experiment set: name, set_id, label, scale, records, provenance; its
+    report files)."""
     from .executors import make_executor
     from .experiments import Context, get_experiment, run_experiment
+    from .preflight import check_listening, check_memory, check_output_dir, dry_forward, parameter_count
     from .runs import Workspace, check
     from .store import Store
 
@@ -304,15 +321,26 @@ def run_records(args) -> tuple[list[dict], list[Path], str]:
     else:
         seeds = list(experiment.default_seeds) if experiment.default_seeds else [base.seed]
     workers = args.workers if args.workers is not None else auto_workers(device, args.executor, experiment.cells)
+    if not 1 <= args.threads <= MAX_THREADS:
+        raise BadInput(f"--threads must lie in [1, {MAX_THREADS}], got {args.threads}")
+    if workers < 1:
+        raise BadInput(f"--workers must be at least 1, got {workers}")
+    if args.address is not None and args.executor != "ray":
+        raise BadInput("--address is the Ray cluster's: use it with --executor ray")
     ws = Workspace(store=None, data_dir=args.data_dir, device=device, quiet=args.quiet)
     specs = [check(s) for s in experiment.cells(base, seeds)] if experiment.cells else [base]
     checked = set()
-    for spec in specs:  # load every dataset and build every model once, before anything is written
-        if (spec.data, spec.model) not in checked:
-            checked.add((spec.data, spec.model))
-            ws.skeleton(spec)
-    if args.threads < 1:
-        raise BadInput(f"--threads must be at least 1, got {args.threads}")
+    pool_workers = workers if args.executor != "ray" else 1
+    for spec in specs:  # load every dataset, bound the memory and try every model once, before anything is written
+        key = (spec.data, spec.model, spec.init.replication_factor, spec.recipe.batch_size, spec.init.pretrain.batch_size)
+        if key not in checked:
+            checked.add(key)
+            data, parameters = ws.stored(spec), parameter_count(ws, spec)
+            check_memory(spec, data, parameters, None, pool_workers)  # before a real model is built
+            check_memory(spec, data, parameters, dry_forward(ws, spec), pool_workers)
+    check_output_dir(args.out)
+    if args.executor == "ray" and args.address:
+        check_listening(args.address)
     if device == "cuda":  # the pool's workers share the GPU: each checks its 1/workers share (train/memory.py)
         import os
 
@@ -321,12 +349,17 @@ def run_records(args) -> tuple[list[dict], list[Path], str]:
     from .tracking import open_tracker
     ws.tracker = open_tracker(args.track, args.tracking_uri, args.experiment)
     executor = make_executor(args.executor, workers, args.address, args.threads)
-    ws.store = Store(args.out)
+    try:
+        ws.store = Store(args.out)
+    except BaseException:
+        executor.close()
+        raise
     ctx = Context(base, seeds, args.preset, ws, args.quiet, executor, provenance(device, getattr(args, "argv", None)))
     try:
         entry, paths = run_experiment(experiment, ctx)
     finally:
         executor.close()
+        ws.store.close()
     return entry, paths
 
 
@@ -431,6 +464,20 @@ def cmd_list(args) -> int:
     return 0
 
 
+def environment_fault(exc: BaseException) -> str | None:
+    """One line for a fault of the file system or the database (a full disk, a read-only or vanished output
+    directory), found in `exc` or what caused it (a worker's error arrives wrapped); None for anything else."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, sqlite3.Error):
+            return f"results database: {exc}"
+        if isinstance(exc, OSError):
+            return f"{exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else "")
+        exc = exc.__cause__  # a worker's error wrapped by the scheduler (raise ... from exc)
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
@@ -443,6 +490,12 @@ def main(argv: list[str] | None = None) -> int:
     except PhaseFailed as exc:
         print(f"badminima: error: {exc}", file=sys.stderr)
         return 1
+    except (OSError, sqlite3.Error, RuntimeError) as exc:
+        fault = environment_fault(exc)
+        if fault is None:
+            raise
+        print(f"badminima: error: {fault}; finished epochs are kept: re-run once this is fixed", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("badminima: interrupted; finished epochs are kept, re-run to resume", file=sys.stderr)
         return 130

@@ -7,10 +7,16 @@ measured from its parent's final weights.
 """
 from __future__ import annotations
 
+import ast
+import contextlib
 import copy
+import errno
+import hashlib
+import inspect
 import json
 import math
 import sys
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,12 +24,13 @@ import torch
 
 from .data import Dataset, as_inputs, load_dataset
 from .data.augment import augment
+from .errors import BadInput
 from .inits import get_init
 from .measures import relative_distance
 from .models import Classifier, build_model, check_model_name
 from .spec import RunSpec, canonical, digest, non_default, recipe_name, run_id, to_dict, validate
 from .store import CorruptCheckpoint, Store, load_checkpoint, save_checkpoint
-from .store.checkpoints import load_model_tensors, load_optimizer, model_tensors
+from .store.checkpoints import checkpoint_meta, load_model_tensors, load_optimizer, model_tensors
 from .train import callbacks as cb
 from .train import derive_seed, evaluate, train_phase
 from .train.adversarial import pgd_perturbation
@@ -106,12 +113,15 @@ class Workspace:
             _DATASETS[key] = data.floats()
         return _DATASETS[key]
 
-    def skeleton(self, spec: RunSpec) -> Classifier:
+    def skeleton(self, spec: RunSpec, meta: bool = False) -> Classifier:
+        """The model of `spec` for its data, initialized from the global RNG; with `meta`, its parameters on the
+        meta device (shapes without memory or RNG draws: for sizes and fingerprints)."""
         data = self.stored(spec)
         mean, std = (t.cpu() for t in data.standardization())
-        model = build_model(spec.model.name, data.input_shape, data.num_classes, mean, std,
-                            spec.model.width, spec.model.depth, spec.model.options)
-        return model.to(self.device)
+        with torch.device("meta") if meta else contextlib.nullcontext():
+            model = build_model(spec.model.name, data.input_shape, data.num_classes, mean, std,
+                                spec.model.width, spec.model.depth, spec.model.options)
+        return model if meta else model.to(self.device)
 
     def warn(self, message: str) -> None:
         print(f"badminima: warning: {message}", file=sys.stderr, flush=True)
@@ -121,8 +131,14 @@ class Diverged(Exception):
     pass
 
 
+# errors of the output directory that a retry cannot mend: a full disk, a read-only file system, permissions,
+# something other than a file or folder in the way
+WRITE_FAULTS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EISDIR, errno.ENOTDIR}
+
+
 def execute_phase(spec: RunSpec, index: int, ws: Workspace) -> None:
     """Make phase `index` of `spec` done (training what it starts from too, if that is missing).
+    BadInput when the output directory cannot be written: finished epochs stay, a re-run resumes.
     On a GPU, first check that the phase fits this worker's share of the device memory."""
     if torch.device(ws.device).type == "cuda":
         from .train.memory import check_phase_memory
@@ -131,6 +147,100 @@ def execute_phase(spec: RunSpec, index: int, ws: Workspace) -> None:
         _ensure(plan(spec), index, check(spec), ws)
     except Diverged:
         pass
+    except OSError as exc:
+        if exc.errno not in WRITE_FAULTS:
+            raise
+        raise BadInput(f"{exc.strerror}: {exc.filename or ws.store.dir}; finished epochs are kept, "
+                       f"re-run once this is fixed") from None
+
+
+# ---- fingerprints: what a phase's numbers depend on besides its spec ----------------------------
+
+_FINGERPRINTS: dict = {}
+
+
+def _forward_code(cls: type) -> str:
+    """The forward method of a module class written outside torch, as a syntax tree (comments and layout
+    do not count); torch's own classes are named by their type alone."""
+    if cls.__module__.split(".")[0] == "torch":
+        return ""
+    try:
+        return ast.dump(ast.parse(textwrap.dedent(inspect.getsource(cls.forward))))
+    except (OSError, TypeError, SyntaxError):
+        return ""
+
+
+def fingerprint(spec: RunSpec, ws: Workspace) -> dict:
+    """The architecture that the registered model's code builds now (module names and types, the forward code
+    of non-torch modules, parameter and buffer names, shapes and dtypes; built on the meta device) and the
+    data (sizes and a SHA-256 of the train and test tensors). Recorded with every phase and compared on reuse,
+    so that a changed model or dataset never returns an old phase's numbers."""
+    key = (spec.data, spec.model, str(ws.data_dir), spec.seed if spec.data.train_size else None)
+    if key not in _FINGERPRINTS:
+        data, model = ws.stored(spec), ws.skeleton(spec, meta=True)
+        arch = [[name, f"{type(m).__module__}.{type(m).__qualname__}", _forward_code(type(m))]
+                for name, m in model.named_modules()]
+        arch += [[k, list(v.shape), str(v.dtype)] for k, v in model.state_dict().items()]
+        content = hashlib.sha256()
+        for t in (data.x_train, data.y_train, data.x_test, data.y_test):
+            t = t.detach().cpu().contiguous()
+            content.update(f"{t.dtype}|{tuple(t.shape)}|".encode())
+            content.update(t.reshape(-1).view(torch.uint8).numpy())
+        _FINGERPRINTS[key] = {
+            "architecture": hashlib.sha256(json.dumps(arch).encode()).hexdigest()[:16],
+            "parameters": sum(p.numel() for p in model.parameters()),
+            "data": content.hexdigest()[:16], "data_sizes": [len(data.y_train), len(data.y_test)]}
+    return _FINGERPRINTS[key]
+
+
+def stale_reason(recorded: dict | None, current: dict) -> str | None:
+    """Why a phase recorded with fingerprint `recorded` cannot be reused now; None if it can (or if it was
+    recorded before fingerprints were: then there is nothing to compare)."""
+    if not recorded:
+        return None
+    if recorded.get("architecture") != current["architecture"]:
+        then, now = recorded.get("parameters"), current["parameters"]
+        return ("the model's code builds a different architecture than the one it was trained with ("
+                + (f"{then} parameters then, {now} now)" if then != now else
+                   f"the same {now} parameters, other layer types, names or forward code)"))
+    if recorded.get("data") != current["data"]:
+        return (f"its data changed since it was trained (sizes {recorded.get('data_sizes')} then, "
+                f"{current['data_sizes']} now, or other contents)")
+    return None
+
+
+def recorded_fingerprint(row: dict | None) -> dict | None:
+    """The fingerprint a phase's row was recorded with (None: none, an older store)."""
+    return json.loads(row["spec"]).get("fingerprint") if row and row.get("spec") else None
+
+
+def revalidate(specs: list[RunSpec], ws: Workspace) -> list[str]:
+    """Reset every finished phase of `specs` whose result is stale - trained with another architecture or other
+    data than the code gives now, or whose final checkpoint names another phase - so that it is recomputed;
+    one warning each, saying why. Returns the phases reset."""
+    store, seen, reset = ws.store, set(), []
+    for spec in specs:
+        spec = check(spec)
+        for phase in plan(spec):
+            if phase.id in seen:
+                continue
+            seen.add(phase.id)
+            row = store.phase(phase.id)
+            if not row or row["status"] not in ("done", "diverged"):
+                continue
+            reason = stale_reason(recorded_fingerprint(row), fingerprint(spec, ws))
+            if reason is None and row["status"] == "done":
+                try:
+                    owner = checkpoint_meta(final_path(store, phase.id)).get("phase")
+                except (CorruptCheckpoint, FileNotFoundError):
+                    owner = phase.id  # unreadable or missing: the scheduler verifies and recomputes those
+                if owner != phase.id:
+                    reason = f"its final checkpoint holds phase {owner}, not this one (copied from another phase?)"
+            if reason:
+                ws.warn(f"phase {phase.id} ({phase.kind}): {reason}; recomputing it")
+                store.reset_phase(phase.id)
+                reset.append(phase.id)
+    return reset
 
 
 def summary(spec: RunSpec, store: Store) -> dict:
@@ -160,8 +270,16 @@ def final_path(store: Store, phase_id: str) -> Path:
 
 
 def load_final(store: Store, phase_id: str, model: torch.nn.Module) -> torch.nn.Module:
-    tensors, _ = load_checkpoint(final_path(store, phase_id))
-    load_model_tensors(model, tensors)
+    """`model` with the final weights of `phase_id`; CorruptCheckpoint if the file is damaged, holds another
+    phase, or does not fit the model."""
+    path = final_path(store, phase_id)
+    tensors, meta = load_checkpoint(path)
+    if meta.get("phase") != phase_id:
+        raise CorruptCheckpoint(f"{path}: holds phase {meta.get('phase')}, not {phase_id}")
+    try:
+        load_model_tensors(model, tensors)
+    except RuntimeError as exc:
+        raise CorruptCheckpoint(f"{path}: does not fit the model ({str(exc).strip().splitlines()[0]})") from None
     return model
 
 
@@ -169,6 +287,11 @@ def _ensure(phases: list[Phase], i: int, spec: RunSpec, ws: Workspace) -> Classi
     """The final model of phases[i], training it (and what it starts from) if needed."""
     phase, store = phases[i], ws.store
     row = store.phase(phase.id)
+    reason = row and row["status"] in ("done", "diverged") and stale_reason(recorded_fingerprint(row), fingerprint(spec, ws))
+    if reason:
+        ws.warn(f"phase {phase.id} ({phase.kind}): {reason}; recomputing it")
+        store.reset_phase(phase.id)
+        row = store.phase(phase.id)
     if row and row["status"] == "diverged":
         raise Diverged(phase.id)
     if row and row["status"] == "done":
@@ -185,8 +308,10 @@ def _train(phase: Phase, start: Classifier | None, spec: RunSpec, ws: Workspace)
     store, data = ws.store, ws.stored(spec)
     folder = store.phase_dir(phase.id)
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "spec.json").write_text(json.dumps({"phase": phase.kind, **to_dict(spec)}, indent=2) + "\n")
-    store.start_phase(phase.id, phase.kind, phase.parent, {"phase": phase.kind, **to_dict(spec)})
+    before, current = store.phase(phase.id), fingerprint(spec, ws)
+    record = {"phase": phase.kind, **to_dict(spec), "fingerprint": current}
+    (folder / "spec.json").write_text(json.dumps(record, indent=2) + "\n")
+    store.start_phase(phase.id, phase.kind, phase.parent, record)
     if phase.kind == "random-init":
         torch.manual_seed(derive_seed(spec.seed, "random-init"))
         model = ws.skeleton(spec)
@@ -195,7 +320,7 @@ def _train(phase: Phase, start: Classifier | None, spec: RunSpec, ws: Workspace)
             given = {"data": _cpu(data).floats()} if entry.transform_needs_data else {}  # e.g. `lemma1` fits a classifier
             entry.transform(model, spec.init, torch.Generator().manual_seed(derive_seed(spec.seed, "init-transform")),
                             **given)
-        _finish(phase, model, model, data.x_train, data.y_train, 0, "initialized", 0.0, ws, data)
+        _finish(phase, model, model, data.x_train, data.y_train, 0, "initialized", 0.0, ws, data, current)
         return model
 
     model = copy.deepcopy(start)
@@ -209,6 +334,8 @@ def _train(phase: Phase, start: Classifier | None, spec: RunSpec, ws: Workspace)
     start_epoch, history, restore, stopped = 0, [], None, None
     if resume_path.exists():
         try:
+            if reason := stale_reason(recorded_fingerprint(before), current):
+                raise CorruptCheckpoint(f"{resume_path}: {reason}")
             tensors, meta = load_checkpoint(resume_path)
             history = store.epochs(phase.id)[:meta["epoch"]]
             if len(history) != meta["epoch"]:
@@ -218,8 +345,8 @@ def _train(phase: Phase, start: Classifier | None, spec: RunSpec, ws: Workspace)
             restore = lambda opt: load_optimizer(opt, tensors, meta)  # noqa: E731
             if not ws.quiet:
                 print(f"  {phase.kind} {phase.id}: resuming after epoch {start_epoch}", file=sys.stderr)
-        except CorruptCheckpoint as exc:
-            ws.warn(f"{exc}; restarting phase {phase.id} from its start")
+        except (CorruptCheckpoint, RuntimeError) as exc:  # RuntimeError: tensors that do not fit the model
+            ws.warn(f"{str(exc).strip().splitlines()[0]}; restarting phase {phase.id} from its start")
             model, history, start_epoch = copy.deepcopy(start), [], 0
     store.truncate_epochs(phase.id, start_epoch)
 
@@ -237,7 +364,8 @@ def _train(phase: Phase, start: Classifier | None, spec: RunSpec, ws: Workspace)
                               penalty_of(recipe), pgd_perturbation(recipe, data), spec.compute)
     if outcome.diverged:
         _diverged(phase, outcome.epochs, _seconds(outcome), ws, "non-finite loss or weights")
-    _finish(phase, model, start, x, y, outcome.epochs, outcome.stop_reason, _seconds(outcome), ws, data, spec.compute)
+    _finish(phase, model, start, x, y, outcome.epochs, outcome.stop_reason, _seconds(outcome), ws, data, current,
+            spec.compute)
     resume_path.unlink(missing_ok=True)
     return model
 
@@ -266,14 +394,20 @@ def _diverged(phase: Phase, epochs: int, seconds: float, ws: Workspace, why: str
 
 
 def _finish(phase: Phase, model, start, x, y, epochs: int, reason: str, seconds: float, ws: Workspace, data: Dataset,
-            compute=None) -> None:
-    """Record a phase's outcome from a final evaluation (computed as the phase was; a random init in fp32);
-    a phase whose final weights or losses are not finite is diverged, whatever the loop saw (no NaN ever
-    reaches a record)."""
+            fingerprint_: dict, compute=None) -> None:
+    """Write the final checkpoint, then mark the phase done, from a final evaluation (computed as the phase
+    was; a random init in fp32). A phase whose final weights or losses are not finite is diverged, whatever
+    the loop saw (no NaN ever reaches a record). The checkpoint's meta carries the phase's id, fingerprint
+    and whole outcome (with its epoch history), so that a lost database can be rebuilt from the phase
+    folders (store.db.Store.rebuild_from_folders)."""
     train_loss, train_acc = evaluate(model, x, y, compute=compute)
     test_loss, test_acc = evaluate(model, data.x_test, data.y_test, compute=compute)
     if not (weights_finite(model) and math.isfinite(train_loss) and math.isfinite(test_loss)):
         _diverged(phase, epochs, seconds, ws, "non-finite final weights or loss")
     distance = relative_distance(model, start) if start is not None and start is not model else 0.0
-    save_checkpoint(final_path(ws.store, phase.id), model_tensors(model), {"phase": phase.id, "epochs": epochs})
+    outcome = {"kind": phase.kind, "parent": phase.parent, "epochs": epochs, "stop_reason": reason,
+               "distance_travelled": distance, "train_acc": train_acc, "test_acc": test_acc, "seconds": seconds,
+               "history": ws.store.epochs(phase.id) if epochs else []}
+    save_checkpoint(final_path(ws.store, phase.id), model_tensors(model),
+                    {"phase": phase.id, "epochs": epochs, "fingerprint": fingerprint_, "outcome": outcome})
     ws.store.finish_phase(phase.id, "done", epochs, reason, distance, train_acc, test_acc, seconds)

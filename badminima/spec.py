@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import tomllib
 from dataclasses import dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
@@ -294,8 +295,52 @@ def _deep_update(base: dict, new: dict, where: str) -> None:
             base[key] = value
 
 
+MAX_SEED = 2 ** 63 - 1  # seeds feed torch.Generator.manual_seed and 63-bit derived seeds
+MAX_DEPTH = 1000  # the deepest nets of the papers here have about 100 layers; building 10^5 takes minutes
+
+
+def _require_finite(obj: Any, where: str = "") -> None:
+    """Every float field of a spec dataclass (nested ones too) is finite: nan and inf train nothing meaningful."""
+    for f in fields(obj):
+        value, name = getattr(obj, f.name), f"{where}{f.name}"
+        if is_dataclass(value):
+            _require_finite(value, f"{name}.")
+        elif isinstance(value, float) and not math.isfinite(value):
+            raise BadInput(f"{name} must be a finite number, got {value}")
+
+
+def _validate_phase(phase: PhaseSpec, where: str) -> None:
+    if phase.epochs < 0 or phase.batch_size < 1 or not phase.lr > 0:
+        raise BadInput(f"{where}: epochs must be >= 0, batch size >= 1 and lr > 0")
+    if not 0.0 <= phase.momentum < 1.0:
+        raise BadInput(f"{where}.momentum must lie in [0, 1), got {phase.momentum}")
+    if phase.weight_decay < 0:
+        raise BadInput(f"{where}.weight_decay must be >= 0, got {phase.weight_decay}")
+    if not phase.lr_gamma > 0:
+        raise BadInput(f"{where}.lr_gamma must be positive, got {phase.lr_gamma}")
+    milestones = phase.lr_milestones
+    if any(m < 0 for m in milestones) or any(b <= a for a, b in zip(milestones, milestones[1:])):
+        raise BadInput(f"{where}.lr_milestones must be non-negative and strictly increasing, got {list(milestones)}")
+    if not 0.0 < phase.full_fit_accuracy <= 1.0:
+        raise BadInput(f"{where}.full_fit_accuracy must lie in (0, 1], got {phase.full_fit_accuracy}")
+    if phase.patience is not None and phase.patience < 1:
+        raise BadInput(f"{where}.patience must be at least 1")
+    if phase.stop_at_train_loss is not None and not phase.stop_at_train_loss > 0:
+        raise BadInput(f"{where}.stop_at_train_loss must be positive")
+    if phase.norm_bias < 0 or phase.norm_bias_mu < 0 or phase.norm_bias_form not in ("squared", "absolute"):
+        raise BadInput(f"{where}: norm_bias and norm_bias_mu must be >= 0, norm_bias_form 'squared' or 'absolute'")
+    if phase.rank_mode not in ("none", "min", "max") or not phase.rank_threshold > 0 or phase.rank_every < 1:
+        raise BadInput(f"{where}: rank_mode must be none, min or max, rank_threshold > 0 and rank_every >= 1")
+    if phase.rank_layers not in ("inner", "all"):
+        raise BadInput(f"{where}: rank_layers must be inner or all, got {phase.rank_layers!r}")
+    if phase.adversarial_steps < 0 or phase.adversarial_eps < 0 or phase.adversarial_step_size < 0:
+        raise BadInput(f"{where}: adversarial_steps, adversarial_eps and adversarial_step_size must be >= 0")
+
+
 def validate(spec: RunSpec) -> RunSpec:
-    """Range checks that do not need the registries (those are checked where names are resolved)."""
+    """Range checks that do not need the registries (those are checked where names are resolved).
+    Every number must be finite; sizes are bounded by memory where the data and model are known (cli)."""
+    _require_finite(spec)
     init = spec.init
     if init.replication_factor < 1:
         raise BadInput(f"replication factor R must be at least 1, got {init.replication_factor}")
@@ -316,30 +361,17 @@ def validate(spec: RunSpec) -> RunSpec:
     if init.linear_l2 < 0:
         raise BadInput(f"linear_l2 must be >= 0, got {init.linear_l2}")
     for where, phase in (("recipe", spec.recipe), ("init.pretrain", init.pretrain)):
-        if phase.epochs < 0 or phase.batch_size < 1 or not phase.lr > 0:
-            raise BadInput(f"{where}: epochs must be >= 0, batch size >= 1 and lr > 0")
-        if not 0.0 < phase.full_fit_accuracy <= 1.0:
-            raise BadInput(f"{where}.full_fit_accuracy must lie in (0, 1], got {phase.full_fit_accuracy}")
-        if phase.patience is not None and phase.patience < 1:
-            raise BadInput(f"{where}.patience must be at least 1")
-        if phase.stop_at_train_loss is not None and not phase.stop_at_train_loss > 0:
-            raise BadInput(f"{where}.stop_at_train_loss must be positive")
-        if phase.norm_bias < 0 or phase.norm_bias_mu < 0 or phase.norm_bias_form not in ("squared", "absolute"):
-            raise BadInput(f"{where}: norm_bias and norm_bias_mu must be >= 0, norm_bias_form 'squared' or 'absolute'")
-        if phase.rank_mode not in ("none", "min", "max") or not phase.rank_threshold > 0 or phase.rank_every < 1:
-            raise BadInput(f"{where}: rank_mode must be none, min or max, rank_threshold > 0 and rank_every >= 1")
-        if phase.rank_layers not in ("inner", "all"):
-            raise BadInput(f"{where}: rank_layers must be inner or all, got {phase.rank_layers!r}")
-        if phase.adversarial_steps < 0 or phase.adversarial_eps < 0 or phase.adversarial_step_size < 0:
-            raise BadInput(f"{where}: adversarial_steps, adversarial_eps and adversarial_step_size must be >= 0")
+        _validate_phase(phase, where)
     if spec.compute.precision not in PRECISIONS:
         raise BadInput(f"precision must be one of {', '.join(PRECISIONS)}, got {spec.compute.precision!r}")
-    if spec.seed < 0:
-        raise BadInput(f"seed must be non-negative, got {spec.seed}")
+    if not 0 <= spec.seed <= MAX_SEED:
+        raise BadInput(f"seed must lie in [0, 2^63 - 1], got {spec.seed}")
     if spec.data.train_size is not None and spec.data.train_size < 1:
         raise BadInput(f"train size must be at least 1, got {spec.data.train_size}")
     for name in ("width", "depth"):
         value = getattr(spec.model, name)
         if value is not None and value < 1:
             raise BadInput(f"model {name} must be at least 1, got {value}")
+    if spec.model.depth is not None and spec.model.depth > MAX_DEPTH:
+        raise BadInput(f"model depth must be at most {MAX_DEPTH}, got {spec.model.depth}")
     return spec

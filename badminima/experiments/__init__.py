@@ -74,7 +74,9 @@ def train_grid(ctx: Context, specs: list[RunSpec], label: str) -> list[dict]:
     """Execute every run of a grid (skipping finished phases) and return their summary records."""
     from ..executors import InProcess
     from ..executors.scheduler import execute
+    from ..runs import revalidate
 
+    revalidate(specs, ctx.ws)  # stale phases (changed model code or data, misplaced checkpoints) are recomputed
     return execute(specs, ctx.ws, ctx.executor or InProcess(), label)
 
 

@@ -27,6 +27,7 @@ from typing import Any, Callable
 import torch
 
 from ..errors import BadInput
+from ..store.checkpoints import CorruptCheckpoint
 
 ATTACK_EXAMPLES = 1000
 FGSM_BUDGETS = (1, 2, 4, 8)  # in 1/255 of the image range (paper 000's Figure 6 budgets are not in its text)
@@ -416,6 +417,29 @@ def in_percent(value: Any) -> Any:
     return value
 
 
+def _checkpoint_problem(exc: Exception) -> str:
+    if isinstance(exc, FileNotFoundError):
+        return f"checkpoint {exc.filename} is missing"
+    return f"checkpoint {exc}"
+
+
+def check_final_model(target: Target) -> None:
+    """BadInput unless the run's final phase may be measured: trained with the architecture and data that the
+    code gives now (its fingerprint), and its final checkpoint present, intact, its own and fitting the model."""
+    from ..runs import fingerprint, recorded_fingerprint, stale_reason
+
+    row = target.store.phase(target.phase_id)
+    reason = stale_reason(recorded_fingerprint(row), fingerprint(target.spec, target.workspace))
+    if reason:
+        raise BadInput(f"run {target.run_id}: phase {target.phase_id} is stale: {reason}; re-run its experiment "
+                       f"(badminima run) to recompute it before measuring")
+    try:
+        target.model  # noqa: B018
+    except (CorruptCheckpoint, FileNotFoundError) as exc:
+        raise BadInput(f"run {target.run_id}: {_checkpoint_problem(exc)}; re-run its experiment (badminima run), "
+                       f"which recomputes it, then measure again") from None
+
+
 def measure_command(run: str, names: list[str] | None, out: str | Path, data_dir=None, device: str = "cpu",
                     as_json: bool = False, force: bool = False, quiet: bool = False,
                     provenance: dict | None = None) -> int:
@@ -425,6 +449,7 @@ def measure_command(run: str, names: list[str] | None, out: str | Path, data_dir
     shown = None
     try:
         target.data  # noqa: B018  (load, and so check, the data before anything is computed)
+        check_final_model(target)
         explicit = set(names or []) - {"all", "default"}
         bad = [n for n in chosen if n in explicit and not MEASURES[n].applies(target)]
         if bad:
@@ -434,7 +459,11 @@ def measure_command(run: str, names: list[str] | None, out: str | Path, data_dir
         from ..progress import Measures
         shown = None if quiet else Measures()
         target.progress = shown and shown.products
-        rows = compute(target, chosen, force, shown and shown.start)
+        try:
+            rows = compute(target, chosen, force, shown and shown.start)
+        except (CorruptCheckpoint, FileNotFoundError) as exc:  # the random init's checkpoint (ntk, distance)
+            raise BadInput(f"run {target.run_id}: {_checkpoint_problem(exc)}; measures computed before it are kept, "
+                           f"and `badminima run` recomputes the checkpoint") from None
     finally:
         target.store.close()
         if shown is not None:

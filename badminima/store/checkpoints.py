@@ -6,15 +6,19 @@ goes to a temporary file of its own (`<name>.<random hex>.tmp`, TEMPORARY), then
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
+import re
 import uuid
 from pathlib import Path
 
 import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
+
+from ..errors import BadInput
 
 TEMPORARY = "*.safetensors.*.tmp"  # what a writer killed mid-write leaves behind
 
@@ -38,7 +42,12 @@ def save_checkpoint(path: str | Path, tensors: dict[str, torch.Tensor], meta: di
     tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
     tmp = path.with_name(f"{path.name}.{uuid.uuid4().hex}.tmp")  # every writer its own (two hosts, one phase)
     try:
-        save_file(tensors, str(tmp), metadata={"meta": json.dumps(meta), "sha256": tensors_digest(tensors)})
+        try:
+            save_file(tensors, str(tmp), metadata={"meta": json.dumps(meta), "sha256": tensors_digest(tensors)})
+        except SafetensorError as exc:  # safetensors reports a full disk this way: make it the OSError it is
+            code = re.search(r"os error (\d+)", str(exc))
+            code = int(code.group(1)) if code else errno.EIO
+            raise OSError(code, os.strerror(code), str(tmp)) from None
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, path)
@@ -47,7 +56,10 @@ def save_checkpoint(path: str | Path, tensors: dict[str, torch.Tensor], meta: di
 
 
 def load_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
-    """(tensors, meta) of a checkpoint; CorruptCheckpoint if it is unreadable or fails its checksum."""
+    """(tensors, meta) of a checkpoint; CorruptCheckpoint if it is unreadable or fails its checksum,
+    BadInput if a directory stands where it should be (which no rerun may delete for the user)."""
+    if Path(path).is_dir():
+        raise BadInput(f"{path} is a directory where a checkpoint should be; remove it and re-run")
     try:
         with safe_open(str(path), framework="pt") as fh:
             header = fh.metadata() or {}
@@ -55,12 +67,25 @@ def load_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
         meta = json.loads(header["meta"])
         expected = header["sha256"]
     except FileNotFoundError:
-        raise
+        raise FileNotFoundError(errno.ENOENT, "no such checkpoint", str(path)) from None
     except (SafetensorError, OSError, KeyError, ValueError, RuntimeError) as exc:
         raise CorruptCheckpoint(f"{path}: unreadable checkpoint ({exc})") from None
     if tensors_digest(tensors) != expected:
         raise CorruptCheckpoint(f"{path}: checksum mismatch")
     return tensors, meta
+
+
+def checkpoint_meta(path: str | Path) -> dict:
+    """The JSON meta of a checkpoint, read from its header alone (the tensors are neither read nor verified)."""
+    if Path(path).is_dir():
+        raise BadInput(f"{path} is a directory where a checkpoint should be; remove it and re-run")
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            return json.loads((fh.metadata() or {})["meta"])
+    except FileNotFoundError:
+        raise FileNotFoundError(errno.ENOENT, "no such checkpoint", str(path)) from None
+    except (SafetensorError, OSError, KeyError, ValueError, RuntimeError) as exc:
+        raise CorruptCheckpoint(f"{path}: unreadable checkpoint ({exc})") from None
 
 
 def model_tensors(model: torch.nn.Module) -> dict[str, torch.Tensor]:

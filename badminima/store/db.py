@@ -21,11 +21,13 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
 
 from .. import jsonsafe
+from ..errors import BadInput
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS phases (
@@ -46,6 +48,45 @@ CREATE TABLE IF NOT EXISTS measures (
 """
 
 FILENAME = "results.sqlite"
+SQLITE_MAGIC = b"SQLite format 3\x00"
+RECOVERY = "move it away (or restore a copy) and re-run: the finished phases in phases/ are rebuilt from their checkpoints"
+
+
+def check_database_file(path: Path) -> None:
+    """BadInput if `path` exists but cannot be a whole SQLite database: a directory, garbage, cut short (from
+    its header's page size and page count), or empty beside finished phases. Reads 100 bytes, writes nothing."""
+    if path.is_dir():
+        raise BadInput(f"{path} is a directory, not a results database; {RECOVERY}")
+    if not path.exists():
+        return
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as fh:
+            header = fh.read(100)
+    except OSError as exc:
+        raise BadInput(f"cannot read {path}: {exc.strerror or exc}") from None
+    if size == 0:
+        if finished_phase_folders(path.parent):
+            raise BadInput(f"{path} is empty (0 bytes) though phases/ holds finished phases; {RECOVERY}")
+        return  # a database that was never written: SQLite starts it afresh
+    if not header.startswith(SQLITE_MAGIC[:len(header)]):
+        raise BadInput(f"{path} is not a SQLite database; {RECOVERY}")
+    if len(header) < 100:
+        raise BadInput(f"{path} is cut short ({size} bytes, less than a header); {RECOVERY}")
+    page_size = int.from_bytes(header[16:18], "big")
+    page_size = 65536 if page_size == 1 else page_size
+    pages = int.from_bytes(header[28:32], "big")
+    counted = header[24:28] == header[92:96]  # the page count is valid only when written by the last change
+    wal = path.with_name(path.name + "-wal")
+    if wal.exists() and wal.stat().st_size:  # pages still in the write-ahead log (a checkpoint cut short): SQLite decides
+        return
+    if page_size < 512 or size % page_size or (counted and size < pages * page_size):
+        raise BadInput(f"{path} is cut short ({size} bytes; its header promises {pages} pages of {page_size}); {RECOVERY}")
+
+
+def finished_phase_folders(out_dir: Path) -> list[Path]:
+    """The phase folders of `out_dir` that hold a final checkpoint."""
+    return sorted(p.parent for p in (Path(out_dir) / "phases").glob("*/final.safetensors"))
 
 
 def _set_aside_old_experiments(conn) -> bool:
@@ -69,21 +110,74 @@ def _restore_old_experiments(conn) -> None:
 class Store:
     def __init__(self, out_dir: str | Path, memory: bool = False):
         """The store of `out_dir`; with `memory`, an empty in-memory database with the same tables
-        (a worker's private view, see store/journal.py), files still under `out_dir`."""
+        (a worker's private view, see store/journal.py), files still under `out_dir`.
+
+        BadInput (one line) when the directory cannot be created or written, or the database is damaged;
+        a database without phases beside finished phase folders is rebuilt from them (rebuild_from_folders)."""
         self.dir = Path(out_dir)
-        self.dir.mkdir(parents=True, exist_ok=True)
-        self.conn = sqlite3.connect(":memory:" if memory else self.dir / FILENAME, timeout=60.0, isolation_level=None)
-        self.conn.row_factory = sqlite3.Row
+        path = self.dir / FILENAME
         if not memory:
-            self.conn.execute("PRAGMA journal_mode=WAL")
-        self.conn.execute("PRAGMA busy_timeout=60000")
-        with self.transaction() as c:
-            old = _set_aside_old_experiments(c)
-            for statement in SCHEMA.split(";"):
-                if statement.strip():
-                    c.execute(statement)
-            if old:
-                _restore_old_experiments(c)
+            check_database_file(path)
+        self.conn = None
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            self.conn = sqlite3.connect(":memory:" if memory else path, timeout=60.0, isolation_level=None)
+            self.conn.row_factory = sqlite3.Row
+            if not memory:
+                self.conn.execute("PRAGMA journal_mode=WAL")
+                check = self.conn.execute("PRAGMA quick_check").fetchone()[0]
+                if check != "ok":
+                    raise sqlite3.DatabaseError(check)
+            self.conn.execute("PRAGMA busy_timeout=60000")
+            with self.transaction() as c:
+                old = _set_aside_old_experiments(c)
+                for statement in SCHEMA.split(";"):
+                    if statement.strip():
+                        c.execute(statement)
+                if old:
+                    _restore_old_experiments(c)
+        except (OSError, sqlite3.Error) as exc:
+            if self.conn is not None:
+                self.conn.close()
+            if isinstance(exc, OSError):
+                raise BadInput(f"cannot write the output directory {self.dir}: {exc.strerror or exc}") from None
+            if isinstance(exc, sqlite3.OperationalError):  # locked, read-only, unable to open: the place, not the file
+                raise BadInput(f"cannot open {path} for writing: {exc}") from None
+            raise BadInput(f"{path} is damaged ({exc}); {RECOVERY}") from None
+        if not memory and self.conn.execute("SELECT count(*) FROM phases").fetchone()[0] == 0:
+            self.rebuild_from_folders()
+
+    def rebuild_from_folders(self) -> tuple[int, int]:
+        """Re-enter the finished phases that the folders under phases/ prove: a final checkpoint that passes
+        its checksum, names its own phase and carries its outcome (meta "outcome": kind, parent, epochs,
+        stop_reason, distance_travelled, train_acc, test_acc, seconds, history), beside its spec.json.
+        Returns (rebuilt, not rebuilt); the latter are recomputed when a run needs them."""
+        from .checkpoints import CorruptCheckpoint, load_checkpoint
+
+        folders = finished_phase_folders(self.dir)
+        rebuilt = 0
+        for folder in folders:
+            try:
+                _, meta = load_checkpoint(folder / "final.safetensors")
+                spec = json.loads((folder / "spec.json").read_text())
+                outcome = meta["outcome"]
+                if meta.get("phase") != folder.name:
+                    continue
+                with self.transaction() as c:
+                    c.execute("INSERT OR REPLACE INTO phases VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                              (folder.name, outcome["kind"], outcome["parent"], json.dumps(spec, sort_keys=True), "done",
+                               outcome["epochs"], outcome["stop_reason"], outcome["distance_travelled"],
+                               outcome["train_acc"], outcome["test_acc"], outcome["seconds"], time.time()))
+                    c.executemany("INSERT OR REPLACE INTO epochs VALUES (?,?,?)",
+                                  [(folder.name, i + 1, json.dumps(m)) for i, m in enumerate(outcome["history"])])
+                rebuilt += 1
+            except (CorruptCheckpoint, OSError, ValueError, KeyError, TypeError):
+                continue
+        if folders:
+            print(f"badminima: warning: {self.dir / FILENAME} held no phases: rebuilt {rebuilt} finished phases from "
+                  f"{self.dir / 'phases'}" + (f"; {len(folders) - rebuilt} could not be and will be recomputed when needed"
+                                              if rebuilt < len(folders) else ""), file=sys.stderr, flush=True)
+        return rebuilt, len(folders) - rebuilt
 
     def close(self) -> None:
         self.conn.close()
@@ -109,7 +203,7 @@ class Store:
     def start_phase(self, phase_id: str, kind: str, parent: str | None, spec: dict) -> None:
         with self.transaction() as c:
             c.execute("INSERT INTO phases (id, kind, parent, spec, status, updated) VALUES (?,?,?,?,?,?) "
-                      "ON CONFLICT(id) DO UPDATE SET status='running', updated=excluded.updated",
+                      "ON CONFLICT(id) DO UPDATE SET status='running', spec=excluded.spec, updated=excluded.updated",
                       (phase_id, kind, parent, json.dumps(spec, sort_keys=True), "running", time.time()))
 
     def reset_phase(self, phase_id: str) -> None:
