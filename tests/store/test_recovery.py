@@ -19,7 +19,7 @@ from badminima.cli import main
 from badminima.store import Store
 
 TINY = ["run", "bad-minima", "--dataset", "gaussians2d", "--epochs", "3", "--pretrain-epochs", "2", "-R", "1",
-        "--quiet", "--json"]
+        "--seeds", "0", "--workers", "1", "--quiet", "--json"]
 
 
 def cli(*argv):
@@ -57,13 +57,13 @@ def reference(tmp_path_factory):
     out = tmp_path_factory.mktemp("reference") / "out"
     status, stdout, err = run(out)
     assert status == 0, err
-    return out, json.loads(stdout), histories(out)
+    return out, json.loads(stdout)["records"], histories(out)
 
 
 def completes_like(out, reference):
     status, stdout, err = run(out)
     assert status == 0, err
-    assert json.loads(stdout) == reference[1]
+    assert json.loads(stdout)["records"] == reference[1]  # (the provenance names another --out and time)
     assert histories(out) == reference[2]
 
 
@@ -182,7 +182,7 @@ def test_a_real_full_disk_then_room_again(reference, tmp_path):
         subprocess.run(["mount", "-o", "remount,size=8m", str(mount)], check=True)
         again = run_cli(*TINY, "--out", out)
         assert again.returncode == 0, again.stderr
-        assert json.loads(again.stdout) == reference[1] and histories(out) == reference[2]
+        assert json.loads(again.stdout)["records"] == reference[1] and histories(out) == reference[2]
     finally:
         subprocess.run(["umount", str(mount)], capture_output=True)
 
@@ -232,7 +232,7 @@ def test_empty_store_beside_phases_is_rebuilt_not_retrained(reference, tmp_path)
     assert status == 0, err
     assert err == [f"badminima: warning: {out / 'results.sqlite'} held no phases: rebuilt {len(before) - 1} finished "
                    f"phases from {out / 'phases'}; 1 could not be and will be recomputed when needed"]
-    assert json.loads(stdout) == reference[1] and histories(out) == reference[2]
+    assert json.loads(stdout)["records"] == reference[1] and histories(out) == reference[2]
     after = checkpoints_on_disk(out)
     assert {k for k in before if after[k] != before[k]} == {damaged}  # only the unproven phase was trained again
 
