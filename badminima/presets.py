@@ -21,8 +21,8 @@ after epoch 64 left it stuck near 88%, and an adversarial init that fits only 88
 
 Replication factor R (paper 000 states no default; its Figure 4 varies R at 10% zeroed and shows
 vanilla SGD degrading with R, fast at first, while a pretraining epoch costs R times a training
-epoch): `cpu` R = 3 (with R = 2 the direction held by only 1 point over 3 seeds, 62.0% vs 63.0%;
-with R = 3 by 4.8 points);
+epoch): `cpu` R = 3 (over 3 seeds the best adversarial-init vanilla run stays 5.0 points below the worst
+random-init one, 58.0% vs 63.0%; with R = 2 only 1 point, 62.0% vs 63.0%);
 `paper` R = 5 (our choice; the authors' pretraining script defaults to R = 1).
 """
 from __future__ import annotations
