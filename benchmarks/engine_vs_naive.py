@@ -67,7 +67,8 @@ def naive(specs):
         data = load_dataset(spec.data.name)
         mean, std = data.standardization()
         torch.manual_seed(spec.seed)
-        model = build_model(spec.model.name, data.input_shape, data.num_classes, mean, std)
+        model = build_model(spec.model.name, data.input_shape, data.num_classes, mean, std, spec.model.width,
+                            spec.model.depth, dict(spec.model.options))
         if spec.init.name == "adversarial":
             x, y = adversarial_dataset(data.x_train, data.y_train, data.num_classes, spec.init.replication_factor,
                                        spec.init.zeroed_percent, spec.init.zero_mode, 1.0, torch.Generator().manual_seed(0))
