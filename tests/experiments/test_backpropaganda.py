@@ -18,7 +18,7 @@ from badminima.measures.activity import activity
 from badminima.measures.command import Target
 from badminima.models import build_model
 from badminima.runs import Workspace, load_final, plan
-from badminima.spec import DataSpec, InitSpec, ModelSpec, PhaseSpec, RunSpec
+from badminima.spec import DataSpec, InitSpec, ModelSpec, PhaseSpec, RunSpec, run_id
 from badminima.store import Store
 from badminima.train.adversarial import pgd_perturbation
 from badminima.train.rank_control import (apply_rank_control, project_circular_operator, project_matrix,
@@ -304,9 +304,22 @@ def test_local_minima_and_rank_run_end_to_end(tmp_path, monkeypatch, capsys):
     assert recs["zero"]["init_loss"] == pytest.approx(np.log(10), abs=1e-5)  # records keep 6 digits
     monkeypatch.setattr(rank_exp, "CPU_PRETRAIN", replace(rank_exp.CPU_PRETRAIN, epochs=3, lr_milestones=()))
     monkeypatch.setattr(rank_exp, "CPU_MODEL", {"width": 32, "depth": 2})
-    assert main(["run", "rank", "--train-size", "300", "--out", out, "--json", "--quiet"]) == 0
+    assert main(["run", "rank", "--train-size", "300", "--seeds", "0", "--out", out, "--json", "--quiet"]) == 0
     ranks = {r["method"]: r for r in json.loads(capsys.readouterr().out)["records"]}
     assert set(ranks) == {"natural", "RankMin", "RankMax"}
     mean = {m: np.mean(list(r["effective_rank"].values())) for m, r in ranks.items()}
     assert mean["RankMin"] < mean["natural"] < mean["RankMax"]
     assert all(0 <= r["pgd_8"] <= r["test_acc"] + 1e-9 for r in ranks.values())
+    # the key quantity against numpy: ||s||_1 / ||s||_2 of the stored inner weights; RankMax's last projection
+    # (after epoch 6 of 8) still bounds them after the retraining at lr 1e-5
+    ws = Workspace(Store(tmp_path), quiet=True)
+    grid = dict(rank_exp._specs(RunSpec(DataSpec("mnist1d", train_size=300)), [0], "cpu", False))
+    spec = grid["RankMax"]
+    assert ranks["RankMax"]["run_id"] == run_id(spec)
+    start = load_final(ws.store, plan(spec)[1].id, ws.skeleton(spec))
+    end = load_final(ws.store, plan(spec)[-1].id, ws.skeleton(spec))
+    assert list(ranks["RankMax"]["effective_rank"]) == ["net.3"]  # depth 2: the one hidden-to-hidden layer
+    s0 = np.linalg.svd(start.net[3].weight.detach().double().numpy(), compute_uv=False)
+    s = np.linalg.svd(end.net[3].weight.detach().double().numpy(), compute_uv=False)
+    assert ranks["RankMax"]["effective_rank"]["net.3"] == pytest.approx(s.sum() / np.linalg.norm(s), rel=1e-5)
+    assert s[0] <= rank_exp.RANKMAX_THRESHOLD * s0[0] * 1.01 and (s0 > rank_exp.RANKMAX_THRESHOLD * s0[0]).sum() >= 1
