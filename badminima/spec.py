@@ -76,13 +76,20 @@ class PhaseSpec:
     norm_bias: float = 0.0
     norm_bias_mu: float = 0.0  # mu, the l2 norm the parameters are pulled towards
     norm_bias_form: str = "absolute"
-    # paper 004 sec. 5 / A.7: RankMin ("min": singular values below rank_threshold * the largest set to zero) or
-    # RankMax ("max": singular values clipped from above at rank_threshold * the largest) of the linear and
-    # convolution layers named by rank_layers, after every rank_every-th epoch of the phase; "none": off
+    # paper 004 sec. 5 / A.7: RankMin ("min": singular values below the threshold set to zero) or RankMax ("max":
+    # singular values clipped from above at the threshold) of the linear and convolution layers named by rank_layers,
+    # after every rank_every-th epoch of the phase (or the rank_epochs); "none": off. The threshold is rank_threshold
+    # x the layer's largest singular value, or rank_threshold itself (rank_threshold_scale)
     rank_mode: str = "none"
     rank_threshold: float = 0.1
     rank_every: int = 1
     rank_layers: str = "all"  # which layers: "all", or "inner" (paper 004's: not the first, the shortcuts, the classifier)
+    # the epochs (1-based) after which the projection is applied; (): after every rank_every-th epoch. Paper 004
+    # projects, retrains, and repeats; the authors' 15 epochs project after epochs 2, 6 and 11 (train/rank_control.py)
+    rank_epochs: tuple[int, ...] = ()
+    # what rank_threshold is: "largest" - a fraction of each layer's largest singular value at the start of the
+    # phase (ours); "absolute" - the singular-value bound itself (the authors' code: 0.5 RankMin, 1.5 RankMax)
+    rank_threshold_scale: str = "largest"
     # adversarial training (Madry et al. 2018; paper 004 A.7: 7 steps of 2/255, eps 8/255, random start): every
     # batch replaced by its L-inf PGD attack; budgets in 1/255 of the image range (other data: in units of 0.0156
     # of the inputs' mean training std, 8 = 0.125 sigma as 8/255 on CIFAR-10; measures.attacks.budget_unit); 0 steps: off
@@ -333,6 +340,8 @@ def _validate_phase(phase: PhaseSpec, where: str) -> None:
         raise BadInput(f"{where}: rank_mode must be none, min or max, rank_threshold > 0 and rank_every >= 1")
     if phase.rank_layers not in ("inner", "all"):
         raise BadInput(f"{where}: rank_layers must be inner or all, got {phase.rank_layers!r}")
+    if any(e < 1 for e in phase.rank_epochs) or phase.rank_threshold_scale not in ("largest", "absolute"):
+        raise BadInput(f"{where}: rank_epochs must be >= 1 and rank_threshold_scale largest or absolute")
     if phase.adversarial_steps < 0 or phase.adversarial_eps < 0 or phase.adversarial_step_size < 0:
         raise BadInput(f"{where}: adversarial_steps, adversarial_eps and adversarial_step_size must be >= 0")
 

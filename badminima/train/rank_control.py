@@ -11,9 +11,14 @@ For singular values s of a layer's operator and a threshold t:
 - RankMin: s_i -> 0 if s_i < t, else s_i ("setting each singular value below some threshold to zero");
 - RankMax: s_i -> min(s_i, t) ("the minimum of some chosen constant and the true singular value"),
   which flattens the spectrum and so raises the effective rank ||s||_1 / ||s||_2.
-The paper gives no constants. Ours: t = rank_threshold * (the layer's largest singular value at the start of
-the phase), fixed for the phase - a threshold relative to the current largest value would compound under
-RankMax (each application would shrink the top of the spectrum by the same factor again).
+The paper gives no constants ("some chosen constant"). `rank_threshold_scale="largest"` (ours, the default):
+t = rank_threshold * (the layer's largest singular value at the start of the phase), fixed for the phase - a
+threshold relative to the current largest value would compound under RankMax (each application would shrink the
+top of the spectrum by the same factor again). "absolute": t = rank_threshold in every layer, as the authors' code
+(Rank_study/train_net.py: `--clip_to 0.5` for RankMin, `--max_sig 1.5` for RankMax).
+
+When: after the epochs in `rank_epochs` (1-based), or, when it is empty, after every `rank_every`-th epoch. The
+text projects, retrains and repeats; the authors' fine-tuning projects after epochs 2, 6 and 11 of 15.
 
 Linear layers: the SVD of the weight matrix, exact. Convolutions: as the paper, by the method of Sedghi
 et al. (2018): the operator on the layer's input size with circular padding is block-diagonalized by
@@ -141,17 +146,31 @@ def apply_rank_control(model: nn.Module, mode: str, thresholds: dict[str, float]
             w.copy_(project_matrix(w, mode, thresholds[name]))
 
 
+def rank_thresholds(phase: PhaseSpec, reference: nn.Module, sample: torch.Tensor | None) -> dict[str, float]:
+    """The phase's threshold for each of its `rank_layers`: rank_threshold x the layer's largest singular value in
+    `reference` ("largest"), or rank_threshold itself for every layer ("absolute", the authors' code)."""
+    if phase.rank_threshold_scale == "absolute":
+        return {name: phase.rank_threshold for name in controlled_layers(reference, phase.rank_layers)}
+    return relative_thresholds(reference, phase.rank_threshold, sample, phase.rank_layers)
+
+
+def projects_after(phase: PhaseSpec, epoch: int) -> bool:
+    """Whether RankMin/RankMax is applied after `epoch` (1-based): one of `rank_epochs`, or when that is empty a
+    multiple of `rank_every`."""
+    return epoch in phase.rank_epochs if phase.rank_epochs else epoch % phase.rank_every == 0
+
+
 def rank_callback(phase: PhaseSpec, sample: torch.Tensor, reference: nn.Module) -> Callable[[EpochState], None] | None:
-    """A callback applying the phase's RankMin/RankMax to its `rank_layers` after every `rank_every`-th epoch (None
-    when off), with thresholds rank_threshold x the largest singular values of `reference` (the model the phase
-    starts from). It
-    must run before the callbacks that evaluate, so that the recorded metrics are those of the projected model."""
+    """A callback applying the phase's RankMin/RankMax to its `rank_layers` after the epochs `projects_after`
+    names (None when off), with the thresholds `rank_thresholds` finds in `reference` (the model the phase starts
+    from). It must run before the callbacks that evaluate, so that the recorded metrics are those of the projected
+    model."""
     if phase.rank_mode == "none":
         return None
-    thresholds = relative_thresholds(reference, phase.rank_threshold, sample, phase.rank_layers)
+    thresholds = rank_thresholds(phase, reference, sample)
 
     def callback(state: EpochState) -> None:
-        if state.epoch % phase.rank_every == 0:
+        if projects_after(phase, state.epoch):
             apply_rank_control(state.model, phase.rank_mode, thresholds, sample)
             state.metrics["rank_projected"] = 1.0
     return callback

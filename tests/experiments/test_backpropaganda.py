@@ -18,7 +18,7 @@ from badminima.measures.activity import activity
 from badminima.measures.command import Target
 from badminima.models import build_model
 from badminima.runs import Workspace, load_final, plan
-from badminima.spec import DataSpec, InitSpec, ModelSpec, PhaseSpec, RunSpec
+from badminima.spec import DataSpec, InitSpec, ModelSpec, PhaseSpec, RunSpec, run_id
 from badminima.store import Store
 from badminima.train.adversarial import pgd_perturbation
 from badminima.train.rank_control import (apply_rank_control, project_circular_operator, project_matrix,
@@ -266,22 +266,54 @@ def _brute_force_ntk(model, x):
 
 
 def test_ntk_width_records_match_a_brute_force_kernel(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(ntk_width, "ARCHITECTURES", {"2-layer MLP": ("mlp", 1, (8,), (8,)),
-                                                     "WideResNet no skip": ("wrn-noskip", 10, (1,), (1,))})
+    monkeypatch.setattr(ntk_width, "ARCHITECTURES", {"2-layer MLP": ("mlp", 1, (8, 32), (8,)),
+                                                     "WideResNet": ("wrn", 10, (1, 2), (1,))})
     monkeypatch.setattr(ntk_width, "CPU_RECIPE", replace(ntk_width.CPU_RECIPE, epochs=2))
-    assert main(["run", "ntk-width", "--train-size", "100", "--out", str(tmp_path), "--json", "--quiet"]) == 0
+    assert main(["run", "ntk-width", "--train-size", "100", "--seeds", "0", "--out", str(tmp_path), "--json",
+                 "--quiet"]) == 0
     recs = json.loads(capsys.readouterr().out)["records"]
-    assert [r["architecture"] for r in recs] == ["2-layer MLP", "WideResNet no skip"] and recs[0]["inputs"] == 25
+    assert [(r["architecture"], r["width"]) for r in recs] == [("2-layer MLP", 8), ("2-layer MLP", 32),
+                                                               ("WideResNet", 1), ("WideResNet", 2)]
+    assert all(r["inputs"] == 25 for r in recs)
     store = Store(tmp_path)
-    spec = ntk_width._cells(RunSpec(DataSpec("mnist1d", train_size=100)), [0], "cpu")[0][1]
-    target = Target(store, recs[0]["run_id"], [p.id for p in plan(spec)], spec, Workspace(store, quiet=True))
-    x, _ = target.subset("train", 25, "ntk")
-    k0, k1 = _brute_force_ntk(target.initial_model, x), _brute_force_ntk(target.model, x)
-    a, b = k1.flatten() - k1.mean(), k0.flatten() - k0.mean()
-    assert float((k1 - k0).norm() / k0.norm()) == pytest.approx(recs[0]["relative_change"], rel=1e-4)
-    assert float((a @ b) / (a.norm() * b.norm())) == pytest.approx(recs[0]["correlation"], rel=1e-4)
-    assert 0 < recs[0]["relative_change"] and -1 <= recs[0]["correlation"] < 1
+    grid = ntk_width._cells(RunSpec(DataSpec("mnist1d", train_size=100)), [0], "cpu")
+    for index in (0, 3):  # the MLP (the linear-layer Gram path) and the WideResNet with batch norm (the Jacobian path)
+        spec, rec = grid[index][1], recs[index]
+        target = Target(store, rec["run_id"], [p.id for p in plan(spec)], spec, Workspace(store, quiet=True))
+        x, _ = target.subset("train", 25, "ntk")
+        k0, k1 = _brute_force_ntk(target.initial_model.eval(), x), _brute_force_ntk(target.model.eval(), x)
+        a, b = k1.flatten() - k1.mean(), k0.flatten() - k0.mean()
+        assert float((k1 - k0).norm() / k0.norm()) == pytest.approx(rec["relative_change"], rel=1e-4)
+        assert float((a @ b) / (a.norm() * b.norm())) == pytest.approx(rec["correlation"], rel=1e-4)
+        assert 0 < rec["relative_change"] and -1 <= rec["correlation"] < 1
+    # the verdict reads the trends of these records (the trend rule itself: test_ntk_width_verdict)
+    md = next(tmp_path.glob("report/ntk-width/*/ntk-width.md")).read_text()
+    line = ntk_width.verdict(recs)
+    assert line in md and "WideResNet width 1->2" in line and "2-layer MLP width 8->32" in line
     store.close()
+
+
+def _ntk_record(label, width, seed, change, corr):
+    return {"architecture": label, "width": width, "seed": seed, "parameters": width, "relative_change": change,
+            "correlation": corr, "distance_travelled": 0.1, "test_acc": 90.0, "status": "done"}
+
+
+def test_ntk_width_verdict():
+    mlp = [_ntk_record("2-layer MLP", w, s, c + s / 100, r) for w, c, r in ((16, 3.0, 0.8), (1024, 0.1, 0.99))
+           for s in range(3)]
+    wrn = [_ntk_record("WideResNet", w, s, c + s / 10, r - s / 10) for w, c, r in ((1, 0.9, 0.6), (4, 1.5, 0.3))
+           for s in range(3)]
+    line = ntk_width.verdict(mlp + wrn)
+    assert line.startswith("NTK vs width (n = 3 seeds")
+    assert "relative change: reversal HOLDS" in line and "WideResNet width 1->4: 1 -> 1.6 (grows)" in line
+    assert "correlation: reversal HOLDS" in line and "2-layer MLP width 16->1024: 0.8 -> 0.99 (grows)" in line
+    # seed spreads that overlap: no trend, so no reversal
+    wrn[3:] = [_ntk_record("WideResNet", 4, s, 0.95 + s / 10, 0.3) for s in range(3)]
+    line = ntk_width.verdict(mlp + wrn)
+    assert "relative change: reversal does NOT hold" in line and "WideResNet width 1->4: 1 -> 1.05 (flat within the seed spread)" in line
+    assert "correlation: reversal HOLDS" in line
+    assert "not tested" in ntk_width.verdict(mlp)
+    assert ntk_width.trend([1.0], [2.0]) == "grows" and ntk_width.trend([1.0, 3.0], [2.0]) == "flat within the seed spread"
 
 
 def test_local_minima_and_rank_run_end_to_end(tmp_path, monkeypatch, capsys):
@@ -304,9 +336,22 @@ def test_local_minima_and_rank_run_end_to_end(tmp_path, monkeypatch, capsys):
     assert recs["zero"]["init_loss"] == pytest.approx(np.log(10), abs=1e-5)  # records keep 6 digits
     monkeypatch.setattr(rank_exp, "CPU_PRETRAIN", replace(rank_exp.CPU_PRETRAIN, epochs=3, lr_milestones=()))
     monkeypatch.setattr(rank_exp, "CPU_MODEL", {"width": 32, "depth": 2})
-    assert main(["run", "rank", "--train-size", "300", "--out", out, "--json", "--quiet"]) == 0
+    assert main(["run", "rank", "--train-size", "300", "--seeds", "0", "--out", out, "--json", "--quiet"]) == 0
     ranks = {r["method"]: r for r in json.loads(capsys.readouterr().out)["records"]}
     assert set(ranks) == {"natural", "RankMin", "RankMax"}
     mean = {m: np.mean(list(r["effective_rank"].values())) for m, r in ranks.items()}
     assert mean["RankMin"] < mean["natural"] < mean["RankMax"]
     assert all(0 <= r["pgd_8"] <= r["test_acc"] + 1e-9 for r in ranks.values())
+    # the key quantity against numpy: ||s||_1 / ||s||_2 of the stored inner weights; RankMax's last projection
+    # (after epoch 6 of 8) still bounds them after the retraining at lr 1e-5
+    ws = Workspace(Store(tmp_path), quiet=True)
+    grid = dict(rank_exp._specs(RunSpec(DataSpec("mnist1d", train_size=300)), [0], "cpu", False))
+    spec = grid["RankMax"]
+    assert ranks["RankMax"]["run_id"] == run_id(spec)
+    start = load_final(ws.store, plan(spec)[1].id, ws.skeleton(spec))
+    end = load_final(ws.store, plan(spec)[-1].id, ws.skeleton(spec))
+    assert list(ranks["RankMax"]["effective_rank"]) == ["net.3"]  # depth 2: the one hidden-to-hidden layer
+    s0 = np.linalg.svd(start.net[3].weight.detach().double().numpy(), compute_uv=False)
+    s = np.linalg.svd(end.net[3].weight.detach().double().numpy(), compute_uv=False)
+    assert ranks["RankMax"]["effective_rank"]["net.3"] == pytest.approx(s.sum() / np.linalg.norm(s), rel=1e-5)
+    assert s[0] <= rank_exp.RANKMAX_THRESHOLD * s0[0] * 1.01 and (s0 > rank_exp.RANKMAX_THRESHOLD * s0[0]).sum() >= 1
