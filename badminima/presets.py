@@ -34,6 +34,8 @@ epoch): `cpu` R = 3 (with R = 2, at width 512, the direction held by only 1 poin
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 from .errors import BadInput
 from .spec import DataSpec, InitSpec, ModelSpec, PhaseSpec, RunSpec
 
@@ -68,3 +70,15 @@ def base_spec(preset: str, dataset: str | None = None) -> RunSpec:
                         pretrain=pretrain)
         return RunSpec(DataSpec(dataset), ModelSpec("resnet18"), init, recipe)
     raise BadInput(f"unknown preset {preset!r} (known: {', '.join(PRESETS)})")
+
+
+def user_model(base: RunSpec, preset: str) -> ModelSpec:
+    """`base.model` with the fields that the preset, not the user, set left unset (None): experiments with
+    their own CPU-scale architecture (local-minima, norm-bias, rank) fill those with their own width and
+    depth, and keep what the user chose (a width equal to the preset's counts as the preset's)."""
+    default = CPU_MODEL.get(base.data.name) if preset == "cpu" else None
+    model = base.model
+    if default is None or model.name != default.name:
+        return model
+    return replace(model, width=None if model.width == default.width else model.width,
+                   depth=None if model.depth == default.depth else model.depth)

@@ -41,6 +41,7 @@ import torch
 
 from ..measures.activity import activity
 from ..measures.curvature import HessianOperator, extreme_eigenvalues_power, full_batch_loss_and_gradient, lanczos_eigenvalue
+from ..presets import user_model
 from ..report.figures import bars_figure
 from ..report.tables import markdown_table
 from ..runs import plan
@@ -77,7 +78,8 @@ def _settings(preset: str) -> dict:
 def base_spec(base: RunSpec, preset: str) -> RunSpec:
     """The data of `base`; its model (cpu: width CPU['width'] unless --width); full-batch gradient descent,
     the rate x0.1 after 75% and 87.5% of the steps (module docstring)."""
-    model = base.model if preset == "paper" or base.model.width is not None else replace(base.model, width=CPU["width"])
+    model = user_model(base, preset)
+    model = model if preset == "paper" or model.width is not None else replace(model, width=CPU["width"])
     steps = _settings(preset)["steps"]
     batch = FULL_BATCH if model.name == "mlp" or preset != "paper" else PAPER_CONV_BATCH
     recipe = PhaseSpec(epochs=steps, batch_size=batch, lr=LR, momentum=MOMENTUM, stop_at_100=False,

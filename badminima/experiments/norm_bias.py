@@ -25,6 +25,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from ..measures.norms import frobenius_norm
+from ..presets import user_model
 from ..report.figures import bars_figure
 from ..report.tables import markdown_table
 from ..runs import plan
@@ -46,7 +47,7 @@ PAPER_RECIPE = PhaseSpec(epochs=300, batch_size=128, lr=0.1, lr_milestones=(100,
 
 
 def base_spec(base: RunSpec, preset: str) -> RunSpec:
-    model = base.model
+    model = user_model(base, preset)
     if preset != "paper" and model.name == "mlp":
         model = replace(model, width=model.width or CPU_MODEL["width"], depth=model.depth or CPU_MODEL["depth"])
     return RunSpec(DataSpec(base.data.name, base.data.train_size), model, InitSpec(),

@@ -59,6 +59,7 @@ from pathlib import Path
 from ..measures.command import PGD_BUDGETS, Target, compute
 from ..measures.layers import inner_layers
 from ..measures.rank import layer_ranks
+from ..presets import user_model
 from ..report.figures import bars_figure, series_figure
 from ..report.tables import markdown_table
 from ..runs import plan
@@ -93,7 +94,7 @@ def projection_epochs(epochs: int) -> tuple[int, ...]:
 
 
 def _specs(base: RunSpec, seeds: list[int], preset: str, adversarial: bool) -> list[tuple[str, RunSpec]]:
-    model = base.model
+    model = user_model(base, preset)
     if preset == "paper":
         pretrain = PAPER_PRETRAIN["mlp" if model.name == "mlp" else "other"]
         fine = replace(FINE_TUNE, weight_decay=5e-4, epochs=8 if model.name == "mlp" else 15)
