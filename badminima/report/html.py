@@ -30,8 +30,8 @@ STYLE = (f"body{{font-family:sans-serif;max-width:{PAGE_WIDTH_PX}px;margin:2rem 
          "dl.provenance{font-size:.8rem;color:#555;display:grid;grid-template-columns:max-content auto;gap:0 1rem}"
          "dl.provenance dd{margin:0;font-family:monospace}div.experiment{border-top:3px solid #999;margin-top:2.5rem}"
          "section.experiment-set{border-top:1px solid #ccc;margin-top:1.5rem}"
-         "nav#contents{background:#f6f6f6;padding:.5rem 1.5rem;border:1px solid #ddd}nav#contents li{margin:.15rem 0}"
-         "nav#contents .description{color:#555;font-size:.9rem}")
+         "nav#contents{background:#f6f6f6;padding:.5rem 1.5rem;border:1px solid #ddd}nav#contents ol{list-style:none;padding-left:1.2rem}nav#contents li{margin:.15rem 0}"
+         "nav#contents .description{color:#555;font-size:.9rem}h4{font-size:1.15rem}h5{font-size:1.05rem}h6{font-size:1rem}")
 PROVENANCE_FIELDS = (("badminima_version", "badminima"), ("git_commit", "git commit"), ("torch_version", "torch"),
                      ("device", "device"), ("command", "command line"), ("date", "date (UTC)"))
 

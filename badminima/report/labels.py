@@ -4,7 +4,8 @@ say "l2 path norm" where the records say `l2_path_norm` (the terminal's tables k
 Units follow the records: accuracies and errors are in percent, angles in degrees, losses are cross-entropies
 (nats) unless the key says otherwise. A key missing from LABELS still reads as words: underscores become
 spaces, a `_percent` ending becomes " (%)" and a `_degrees` ending " (degrees)". Text that is not a bare key
-(a header such as "||w_hat||" or "test acc %") is left as it is.
+(a header such as "||w_hat||" or "test acc %") is left as it is, but for the known keys in it
+("pretrain epoch_100" -> "pretrain first epoch at 100% train accuracy").
 """
 from __future__ import annotations
 
@@ -53,6 +54,7 @@ LABELS = {
 }
 
 _KEY = re.compile(r"[a-z][a-z0-9]*(?:_[a-z0-9]+)+")
+_INNER_KEY = re.compile(r"(?<![\w|.^])[a-z][a-z0-9]*(?:_[a-z0-9]+)+(?![\w|.])")  # not inside ||w_hat|| or a path
 _ENDINGS = (("_percent", " (%)"), ("_degrees", " (degrees)"))
 
 
@@ -66,8 +68,8 @@ def readable(text: str) -> str:
         return f"{readable(versioned[1])} (convention v{versioned[2]})"
     if text in LABELS:
         return LABELS[text]
-    if not _KEY.fullmatch(text):
-        return text
+    if not _KEY.fullmatch(text):  # a header around a known key ("pretrain epoch_100") names it in words
+        return _INNER_KEY.sub(lambda m: LABELS.get(m[0], m[0]), text)
     for ending, unit in _ENDINGS:
         if text.endswith(ending):
             return text[: -len(ending)].replace("_", " ") + unit

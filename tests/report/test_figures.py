@@ -59,7 +59,9 @@ def test_readable_names():
     assert readable("error_gap_percent") == "error gap, test - train (%)"
     assert readable("some_new_percent") == "some new (%)" and readable("final_angle_degrees") == "final angle (degrees)"
     assert readable("spectral.v2") == "spectral (convention v2)"
-    for kept in ("||w_hat||", "test acc %", "rho = ||W0A||/||W0R||", "seed", "W0R->WVR"):
+    assert readable("pretrain epoch_100") == "pretrain first epoch at 100% train accuracy"
+    for kept in ("||w_hat||", "test acc %", "rho = ||W0A||/||W0R||", "seed", "W0R->WVR", "angle of w_hat ln T",
+                 "||w_tilde|| / ||w_hat||", "init.replication_factor=1"):
         assert readable(kept) == kept
     assert is_raw_key("l2_path_norm") and not is_raw_key("l2 path norm") and not is_raw_key("||w_hat||")
 
