@@ -42,8 +42,11 @@ package = importlib.import_module({package!r})
 real = getattr(package, {register!r})
 found = {{}}
 def noting(*args, **kwargs):
-    entry = args[0] if args and not isinstance(args[0], str) else None
-    name, description = (entry.name, entry.description) if entry else (args[0], args[1] if len(args) > 1 else kwargs["description"])
+    entry = args[0] if args and not isinstance(args[0], str) else None  # an Experiment, or an init's name
+    if entry is not None:
+        name, description = entry.name, entry.description
+    else:
+        name, description = args[0], args[1] if len(args) > 1 else kwargs["description"]
     found[name] = [sys._getframe(1).f_globals["__name__"].rsplit(".", 1)[-1], description]
     return real(*args, **kwargs)
 setattr(package, {register!r}, noting)

@@ -30,8 +30,10 @@ STYLE = (f"body{{font-family:sans-serif;max-width:{PAGE_WIDTH_PX}px;margin:2rem 
          "dl.provenance{font-size:.8rem;color:#555;display:grid;grid-template-columns:max-content auto;gap:0 1rem}"
          "dl.provenance dd{margin:0;font-family:monospace}div.experiment{border-top:3px solid #999;margin-top:2.5rem}"
          "section.experiment-set{border-top:1px solid #ccc;margin-top:1.5rem}"
-         "nav#contents{background:#f6f6f6;padding:.5rem 1.5rem;border:1px solid #ddd}nav#contents ol{list-style:none;padding-left:1.2rem}nav#contents li{margin:.15rem 0}"
-         "nav#contents .description{color:#555;font-size:.9rem}h4{font-size:1.15rem}h5{font-size:1.05rem}h6{font-size:1rem}")
+         "nav#contents{background:#f6f6f6;padding:.5rem 1.5rem;border:1px solid #ddd}"
+         "nav#contents ol{list-style:none;padding-left:1.2rem}nav#contents li{margin:.15rem 0}"
+         "nav#contents .description{color:#555;font-size:.9rem}h4{font-size:1.15rem}h5{font-size:1.05rem}"
+         "h6{font-size:1rem}")
 PROVENANCE_FIELDS = (("badminima_version", "badminima"), ("git_commit", "git commit"), ("torch_version", "torch"),
                      ("device", "device"), ("command", "command line"), ("date", "date (UTC)"))
 
@@ -88,7 +90,8 @@ class Numbering:
         lines = [line for line in png_title(path).splitlines() if line.strip() and line.strip() != entry["scale"]]
         title = html.escape("; ".join(lines) or readable(path.stem))
         return (f'<figure id="figure-{self.figures}">{embed_png(path, path.stem)}<figcaption><b>Figure '
-                f"{self.figures}.</b> {title}. <i>Scale: {html.escape(scale_caption(entry))}.</i></figcaption></figure>")
+                f"{self.figures}.</b> {title}. <i>Scale: {html.escape(scale_caption(entry))}.</i></figcaption>"
+                "</figure>")
 
     def captioned_tables(self, body: str, entry: dict) -> str:
         """Every <table> of `body` with a caption: its number, the experiment and the scale. A table under a
@@ -140,7 +143,7 @@ def measures_section(store: Store) -> str:
     rows = store.conn.execute("SELECT phase_id, name, value FROM measures ORDER BY phase_id, name").fetchall()
     if not rows:
         return ""
-    cells = "".join(f"<tr><td>{html.escape(final_of.get(pid, ('-', ''))[0])}</td><td>{html.escape(pid)}</td>"
+    cells = "".join(f"<tr><td>{html.escape(final_of.get(pid, ('-', '-'))[0])}</td><td>{html.escape(pid)}</td>"
                     f"<td>{html.escape(final_of.get(pid, ('-', '-'))[1])}</td><td>{html.escape(readable(name))}</td>"
                     f"<td><pre>{html.escape(chr(10).join(value_lines(in_percent(json.loads(value)), '')))}"
                     f"</pre></td></tr>" for pid, name, value in rows)

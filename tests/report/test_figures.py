@@ -95,8 +95,8 @@ def test_series_panels_wrap_to_rows_with_readable_legends_and_distinct_styles(tm
 
 
 def test_one_panel_figures_fill_the_width_and_count_seeds(tmp_path, drawn):
-    lines_path = figures.lines_figure(tmp_path / "l.png", [1, 2, 3], {"vanilla, adversarial init (n = 2)": [[1, 2]] * 3},
-                                      "replication_factor", "test_acc", "t1",
+    series = {"vanilla, adversarial init (n = 2)": [[1, 2]] * 3}
+    lines_path = figures.lines_figure(tmp_path / "l.png", [1, 2, 3], series, "replication_factor", "test_acc", "t1",
                                       references={"vanilla, random init (mean of n = 2)": 1.5})
     curves_path = figures.curves_figure(tmp_path / "c.png", {"random init": [[1, 2, 3], [1, 2]]}, "test_acc", "t2")
     bars_path = figures.bars_figure(tmp_path / "b.png", ["random\nvanilla", "adversarial\nvanilla"],
@@ -127,7 +127,7 @@ def test_scatter_and_decision_panels(tmp_path, drawn):
     assert ax.get_xlabel() == "normalized train cross-entropy" and fits[0]["n"] == 6
     assert len({c.get_paths()[0].vertices.tobytes() for c in ax.collections}) == 2  # the groups' markers differ
     grid = [[0, 1], [1, 1]]
-    panels = [{"title": f"setting {k}: " + LONG, "grid": grid, "bounds": (0, 1, 0, 1), "points": [[0.2, 0.3], [0.7, 0.8]],
-               "labels": [0, 1], "caption": "test 100.0%, boundary 4.7, 2 regions"} for k in range(4)]
+    panels = [{"title": f"setting {k}: " + LONG, "grid": grid, "bounds": (0, 1, 0, 1),
+               "points": [[0.2, 0.3], [0.7, 0.8]], "labels": [0, 1], "caption": "test 100.0%, boundary 4.7, 2 regions"} for k in range(4)]
     path = figures.decision_panels(tmp_path / "d.png", panels, "Figure 1 of paper 000")
     _check_page_figure(drawn[1], path, "Figure 1 of paper 000", 4)
