@@ -4,8 +4,8 @@ Every figure is PAGE_WIDTH inches wide at DPI dots per inch, the width of the re
 the page shows it at its natural size and its text at the sizes set in FONTS. Panels wrap two to a row (a last
 odd panel is centred), so adding panels makes a figure taller, never narrower. Series differ in colour, line
 style and marker; reference lines (published values, limits, baselines) are black or grey, dashed or dotted,
-without markers, and named in the legend. Lines and bars over seeds say how many seeds in their legend entry
-("n = 3 seeds"). Record keys given as labels read as words (report/labels.py). The figure's title is also kept
+without markers, and named in the legend. The values at a point of a line or bar are one per seed: the
+legend entry says how many ("n = 3 seeds"), so a caller must not repeat a seed's value. Record keys given as labels read as words (report/labels.py). The figure's title is also kept
 in the PNG's "Title" text chunk, from which the report page writes the figure's caption.
 """
 from __future__ import annotations
