@@ -162,9 +162,9 @@ def add_results_commands(sub) -> None:
 
 
 def experiments_help() -> str:
-    from .experiments import EXPERIMENTS
+    from .experiments import experiment_descriptions
 
-    return "experiments:\n" + _name_lines(sorted((n, e.description) for n, e in EXPERIMENTS.items()))
+    return "experiments:\n" + _name_lines(list(experiment_descriptions().items()))
 
 
 def measures_help() -> str:
@@ -443,15 +443,15 @@ def list_rows(section: str) -> list[tuple[str, str]]:
         from .models import MODELS
         return _registry_rows("model", MODELS)
     if section == "inits":
-        from .inits import INITS
-        return [(n, e.description) for n, e in sorted(INITS.items())]
+        from .inits import init_descriptions
+        return list(init_descriptions().items())
     if section == "recipes":
         from .spec import RECIPES
         return [(n, "SGD with " + (" + ".join(h for h, on in zip(("augmentation", "l2", "momentum"), flags) if on)
                                    or "no augmentation, l2 or momentum")) for n, flags in RECIPES.items()]
     if section == "experiments":
-        from .experiments import EXPERIMENTS
-        return [(n, e.description) for n, e in sorted(EXPERIMENTS.items())]
+        from .experiments import experiment_descriptions
+        return list(experiment_descriptions().items())
     return [("cpu", "scaled down for a 2-core CPU and built-in data (default)"),
             ("paper", "paper 000's protocol: batch 128, lr 0.1/0.01/0.001, 350 (CIFAR) or 300 epochs")]
 

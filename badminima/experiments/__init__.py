@@ -8,6 +8,7 @@ can redraw every set of every experiment present in OUT. A set's files go to OUT
 from __future__ import annotations
 
 import fnmatch
+import importlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -52,7 +53,43 @@ class Experiment:
     verdict: Callable[[list[dict]], str] | None = None  # one line: does the paper's claim hold in these records?
 
 
-EXPERIMENTS: dict[str, Experiment] = {}
+# The built-in experiments: name -> (the module of this package that registers it, its description). Listing
+# names (`badminima list`, `run --help`) reads only this table and imports no experiment code (nor torch); the
+# module is imported when the experiment is run, estimated or reported. A new experiment is one entry here, and
+# its module calls register_experiment(Experiment(name, description, ...)) with the same name and description
+# (tests/test_registries.py checks that every entry resolves and that the two agree).
+BUILTIN = {
+    "bad-minima": ("bad_minima", "paper 000: random vs adversarial (Algorithm 1) init x vanilla vs SOTA SGD; Table 2 "
+                   "style summary"),
+    "curves": ("curves", "paper 000 Figures 2-3: train and test accuracy per epoch, min/mean/max over seeds"),
+    "distances": ("distances", "paper 000 Table 1: distances between random/adversarial inits and the vanilla/SOTA "
+                  "solutions"),
+    "fgsm": ("complexity", "paper 000 Figure 6: test accuracy under FGSM for a range of budgets"),
+    "gap-vs-n": ("gap_vs_n", "paper 001 Figures 19 and 1: normalized and unnormalized train/test loss and their gap "
+                 "vs training-set size, on true and on random labels"),
+    "heuristics": ("heuristics", "paper 000 Table 2: the 8 combinations of augmentation, l2 and momentum"),
+    "implicit-bias": ("implicit_bias", "lecture 002: GD on under-determined least squares -> min-norm interpolant "
+                      "(+ null-space part of w_0); GD on separable data -> hard-margin SVM direction along "
+                      "w_hat ln t + w_tilde"),
+    "local-minima": ("local_minima", "paper 004 Table 1 (5-7): loss, gradient, Hessian extremes and ReLU activity at "
+                     "init and after GD from Lemma 1, zero and large-bias inits"),
+    "norm-bias": ("norm_bias", "paper 004 Tables 2, 3, 8: no weight decay vs weight decay vs norm-bias (squared and "
+                  "absolute forms), mean ± standard error"),
+    "norm-vs-error": ("norm_vs_error", "paper 001 Figures 4 and 13: normalized test loss, test error and loss vs the "
+                      "product of layer Frobenius norms, per family (the networks of normalized-loss)"),
+    "normalized-loss": ("generalization", "paper 001 Figure 2: test vs train cross-entropy of networks at the same "
+                        "train loss, unnormalized and layer-wise normalized, with least-squares lines"),
+    "norms": ("complexity", "paper 000 Figure 5: Frobenius, path and spectral norms per setting"),
+    "ntk-width": ("ntk_width", "paper 004 Figures 1, 6: empirical NTK change (relative, correlation) against width "
+                  "for MLPs, a ConvNet and WideResNets"),
+    "rank": ("rank", "paper 004 Tables 4, 9, 10, Figure 2: RankMin / RankMax fine-tuning of a naturally trained "
+             "model; effective ranks, clean and PGD accuracy"),
+    "rank-adversarial": ("rank", "paper 004 Tables 4, 10: RankMin / RankMax with 7-step PGD adversarial training"),
+    "replication": ("replication", "paper 000 Figure 4: test accuracy against the replication factor R"),
+    "toy": ("toy", "paper 000 Figure 1: 2-D decision boundaries in four settings (fixed toy spec)"),
+}
+
+EXPERIMENTS: dict[str, Experiment] = {}  # the experiments whose modules this process has imported
 
 
 def register_experiment(exp: Experiment) -> Experiment:
@@ -61,10 +98,19 @@ def register_experiment(exp: Experiment) -> Experiment:
 
 
 def list_experiments(pattern: str = "*") -> list[str]:
-    return sorted(n for n in EXPERIMENTS if fnmatch.fnmatch(n, pattern))
+    return sorted(n for n in {*BUILTIN, *EXPERIMENTS} if fnmatch.fnmatch(n, pattern))
+
+
+def experiment_descriptions() -> dict[str, str]:
+    """name -> description of every experiment, imported or not (imports no experiment module)."""
+    return {name: EXPERIMENTS[name].description if name in EXPERIMENTS else BUILTIN[name][1]
+            for name in list_experiments()}
 
 
 def get_experiment(name: str) -> Experiment:
+    """The experiment `name`, its module imported on first use."""
+    if name not in EXPERIMENTS and name in BUILTIN:
+        importlib.import_module(f"{__name__}.{BUILTIN[name][0]}")
     if name not in EXPERIMENTS:
         raise BadInput(f"unknown experiment {name!r} (known: {', '.join(list_experiments())})")
     return EXPERIMENTS[name]
@@ -135,6 +181,3 @@ def run_experiment(exp: Experiment, ctx: Context) -> tuple[dict, list[Path]]:
              "provenance": ctx.provenance}
     return entry, render_set(exp, ctx.store, set_id, records, scale)
 
-
-from . import bad_minima, complexity, curves, distances, gap_vs_n, generalization, heuristics, implicit_bias, norm_vs_error, replication, toy  # noqa: E402,F401  (registration)
-from . import local_minima, norm_bias, ntk_width, rank  # noqa: E402,F401  (registration: paper 004)

@@ -107,7 +107,7 @@ def gap_render(folder: Path, store: Store, records: list[dict], scale: str) -> l
     folder.mkdir(parents=True, exist_ok=True)
 
     def series(labels, *keys):
-        return {k.replace("_", " "): _by_size(records, k, labels) for k in keys}
+        return {k: _by_size(records, k, labels) for k in keys}  # record keys: the figure names them (report/labels.py)
 
     figures = []
     for labels, name, part in (("true labels", "gap-vs-n.png", 1), ("random labels", "gap-vs-n-random-labels.png", 2)):

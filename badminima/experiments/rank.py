@@ -207,9 +207,11 @@ def render(folder: Path, store: Store, recs: list[dict], scale: str) -> list[Pat
     layers = list(done[0]["effective_rank"]) if done else []
     xs = list(range(1, len(layers) + 1))
     series = {m: (xs, [[r["effective_rank"][layer] for r in done if r["method"] == m] for layer in layers]) for m in methods}
-    if done:
-        series["random init"] = (xs, [[r["effective_rank_init"][layer] for r in done] for layer in layers])
-        series["before fine-tuning"] = (xs, [[r["effective_rank_pretrained"][layer] for r in done] for layer in layers])
+    if done:  # the random init and the pretrained model are shared by a seed's methods: one value per seed
+        per_seed = list({r["seed"]: r for r in done}.values())
+        series["random init"] = (xs, [[r["effective_rank_init"][layer] for r in per_seed] for layer in layers])
+        series["before fine-tuning"] = (xs, [[r["effective_rank_pretrained"][layer] for r in per_seed]
+                                             for layer in layers])
     figure = series_figure(folder / f"{name}-effective-rank.png", [
         {"series": series, "xlabel": "layer (" + ", ".join(layers) + ")", "ylabel": "effective rank ||s||_1 / ||s||_2",
          "title": "effective rank per layer"}], f"Figure 2 of paper 004\n{scale}")

@@ -1,17 +1,43 @@
 """Initializations by name. An init may transform the random init's weights directly (`transform`,
-applied in the random-init phase) and may pretrain (on data it derives from the training set)."""
+applied in the random-init phase) and may pretrain (on data it derives from the training set).
+
+The built-in names are listed in `BUILTIN` with the module that registers them, so listing them imports no
+init code (nor torch); `get_init` imports the module on first use."""
 from __future__ import annotations
 
 import fnmatch
+import importlib
 from dataclasses import dataclass
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
-import torch
-
-from ..data import Dataset
-from ..data.corruptions import adversarial_dataset
 from ..errors import BadInput
-from ..spec import InitSpec
+
+if TYPE_CHECKING:
+    import torch
+
+    from ..data import Dataset
+    from ..spec import InitSpec
+
+# name -> (the module of this package that registers it with register_init, its description); a new built-in
+# init is one entry here (tests/test_registries.py checks that the entries and the registrations agree)
+BUILTIN = {
+    "default": ("builtin", "PyTorch's default initialization of every layer (paper 000's random init)"),
+    "adversarial": ("builtin", "Algorithm 1 of paper 000: pretrain with vanilla SGD on R replicas of the training "
+                    "set, N% of pixels zeroed, uniformly random labels"),
+    "normal": ("builtin", "paper 001 appendix B: every weight and bias of linear/conv layers ~ N(0, init_std^2)"),
+    "partial-random-labels": ("builtin", "paper 001 appendix C: pretrain on the training set with a fraction "
+                              "random_label_fraction of random labels (Algorithm 1 with R=1, N=0); from "
+                              "N(0, init_std^2) if set"),
+    "lemma1": ("paper004", "paper 004 Lemma 1: an MLP equal to a weight-decayed (linear_l2) logistic regression on "
+               "every training point, all ReLUs active"),
+    "bias-shift": ("paper004", "paper 004 Table 1: the default init with bias_shift added to every bias"),
+    "bias-uniform": ("paper004", "paper 004 Table 1: the default init with every bias ~ U(-bias_uniform, "
+                     "bias_uniform)"),
+    "zero": ("paper004", "paper 004 Tables 5-7: every parameter 0"),
+    "he-uniform": ("paper004", "paper 004 section 4: He's uniform init of linear/conv weights, zero biases"),
+    "natural-pretraining": ("paper004", "paper 004 A.7: first train on the true labels (init.pretrain), then the "
+                            "recipe fine-tunes (RankMin/RankMax)"),
+}
 
 
 @dataclass(frozen=True)
@@ -30,7 +56,7 @@ class InitEntry:
     transform_needs_data: bool = False
 
 
-INITS: dict[str, InitEntry] = {}
+INITS: dict[str, InitEntry] = {}  # the inits whose modules this process has imported
 
 
 def register_init(name: str, description: str, pretraining_data=None, transform=None,
@@ -39,49 +65,18 @@ def register_init(name: str, description: str, pretraining_data=None, transform=
 
 
 def list_inits(pattern: str = "*") -> list[str]:
-    return sorted(n for n in INITS if fnmatch.fnmatch(n, pattern))
+    return sorted(n for n in {*BUILTIN, *INITS} if fnmatch.fnmatch(n, pattern))
+
+
+def init_descriptions() -> dict[str, str]:
+    """name -> description of every init, imported or not (imports no init module)."""
+    return {name: INITS[name].description if name in INITS else BUILTIN[name][1] for name in list_inits()}
 
 
 def get_init(name: str) -> InitEntry:
+    """The init `name`, its module imported on first use."""
+    if name not in INITS and name in BUILTIN:
+        importlib.import_module(f"{__name__}.{BUILTIN[name][0]}")
     if name not in INITS:
         raise BadInput(f"unknown initialization {name!r} (known: {', '.join(list_inits())})")
     return INITS[name]
-
-
-def _algorithm1(data: Dataset, init: InitSpec, generator: torch.Generator):
-    return adversarial_dataset(data.x_train, data.y_train, data.num_classes, init.replication_factor,
-                               init.zeroed_percent, init.zero_mode, init.random_label_fraction, generator)
-
-
-register_init("default", "PyTorch's default initialization of every layer (paper 000's random init)")
-register_init("adversarial", "Algorithm 1 of paper 000: pretrain with vanilla SGD on R replicas of the training set, "
-              "N% of pixels zeroed, uniformly random labels", _algorithm1)
-
-
-@torch.no_grad()
-def _normal_weights(model: torch.nn.Module, init: InitSpec, generator: torch.Generator) -> None:
-    """Every weight and bias of the linear and convolution layers ~ N(0, init_std^2) (paper 001, appendix B:
-    "initialized from a normal distribution with mean 0 and standard deviation" s); no-op without init_std."""
-    if init.init_std is None:
-        return
-    for m in model.modules():
-        if isinstance(m, (torch.nn.Linear, torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d)):
-            for p in (m.weight, m.bias):
-                if p is not None:
-                    p.copy_(torch.randn(p.shape, generator=generator, dtype=p.dtype) * init.init_std)
-
-
-def _partial_random_labels(data: Dataset, init: InitSpec, generator: torch.Generator):
-    """Paper 001 appendix C's "random pretraining" set: the training set once (R = 1, nothing zeroed) with
-    random_label_fraction of its labels replaced by uniform random classes."""
-    return adversarial_dataset(data.x_train, data.y_train, data.num_classes, 1, 0.0, init.zero_mode,
-                               init.random_label_fraction, generator)
-
-
-register_init("normal", "paper 001 appendix B: every weight and bias of linear/conv layers ~ N(0, init_std^2)",
-              transform=_normal_weights, transform_fields=("init_std",))
-register_init("partial-random-labels", "paper 001 appendix C: pretrain on the training set with a fraction "
-              "random_label_fraction of random labels (Algorithm 1 with R=1, N=0); from N(0, init_std^2) if set",
-              _partial_random_labels, transform=_normal_weights, transform_fields=("init_std",))
-
-from . import lemma1, paper004  # noqa: E402,F401  (registration: paper 004's inits)

@@ -1,6 +1,18 @@
-"""Figures (matplotlib, Agg backend) saved as PNG files."""
+"""Figures (matplotlib, Agg backend) saved as PNG files, sized for the report page.
+
+Every figure is PAGE_WIDTH inches wide at DPI dots per inch, the width of the report page's text column, so
+the page shows it at its natural size and its text at the sizes set in FONTS. Panels wrap two to a row (a last
+odd panel is centred), so adding panels makes a figure taller, never narrower. Series differ in colour, line
+style and marker; reference lines (published values, limits, baselines) are black or grey, dashed or dotted,
+without markers, and named in the legend. The values at a point of a line or bar are one per seed: the
+legend entry says how many ("n = 3 seeds"), so a caller must not repeat a seed's value. Record keys given as labels read as words (report/labels.py). The figure's title is also kept
+in the PNG's "Title" text chunk, from which the report page writes the figure's caption.
+"""
 from __future__ import annotations
 
+import math
+import re
+import textwrap
 from pathlib import Path
 
 import matplotlib
@@ -8,98 +20,217 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
+
+from .labels import readable  # noqa: E402
+
+PAGE_WIDTH = 9.6  # inches: at DPI, 1152 px, the page's text column (html.PAGE_WIDTH_PX)
+DPI = 120
+PANEL_HEIGHT = 4.0  # inches per row of panels
+FONTS = {"font.size": 10, "axes.titlesize": 11, "axes.labelsize": 10, "xtick.labelsize": 9, "ytick.labelsize": 9,
+         "legend.fontsize": 8.5, "figure.titlesize": 11.5}
+SERIES_STYLES = [("-", "o"), ("--", "s"), ("-.", "^"), (":", "D"), ((0, (5, 1, 1, 1, 1, 1)), "v"), ((0, (8, 2)), "P"),
+                 ((0, (1, 1)), "X"), ((0, (3, 1, 3, 3)), "*")]  # (line style, marker), with the colour cycle
+REFERENCE_STYLES = [("black", (0, (6, 3))), ("dimgray", (0, (1, 2))), ("black", (0, (6, 2, 1, 2))),
+                    ("gray", (0, (3, 1, 1, 1, 1, 1))), ("black", (0, (1, 1))), ("dimgray", (0, (10, 3)))]
+HATCHES = ["", "//", "..", "xx", "\\\\", "oo", "--", "++"]
+_N_SEEDS = re.compile(r"\bn = (\d+)\)")
 
 
-def _save(fig, path: Path, dpi: int = 110) -> Path:
-    fig.tight_layout()
+def series_style(k: int) -> dict:
+    """Colour, line style and marker of the k-th series of a panel (all three differ between neighbours)."""
+    line, marker = SERIES_STYLES[k % len(SERIES_STYLES)]
+    return {"color": f"C{k % 10}", "linestyle": line, "marker": marker}
+
+
+def reference_style(k: int) -> dict:
+    """Colour and line style of the k-th reference line of a panel (no marker: it is not a measurement)."""
+    color, line = REFERENCE_STYLES[k % len(REFERENCE_STYLES)]
+    return {"color": color, "linestyle": line, "linewidth": 1.3}
+
+
+def seeds_label(label: str, counts: list[int]) -> str:
+    """`label` (a record key reads as words) with the number of seeds behind each point: "(n = 3 seeds)", or
+    "(n = 2-3 seeds)" where points differ; a label that already says "(n = k)" gets " seeds" added."""
+    label = readable(label)
+    counts = [c for c in counts if c > 0]
+    if not counts or "seed" in label:
+        return label
+    if _N_SEEDS.search(label):
+        return say_seeds(label)
+    lo, hi = min(counts), max(counts)
+    return f"{label} (n = {lo if lo == hi else f'{lo}-{hi}'} seed{'s' if hi != 1 else ''})"
+
+
+def say_seeds(label: str) -> str:
+    """"(n = 3)" in a label (an experiment's own count of seeds) as "(n = 3 seeds)"."""
+    return _N_SEEDS.sub(lambda m: f"n = {m[1]} seed{'s' if m[1] != '1' else ''})", label)
+
+
+def _integer_ticks(ax, xs) -> None:
+    """Whole-number ticks on a linear x axis whose points are whole numbers (epochs, R, layers)."""
+    if ax.get_xscale() == "linear" and len(xs) and all(float(x).is_integer() for x in xs):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
+def panel_axes(n: int, height: float = PANEL_HEIGHT, **subplot_kw):
+    """A page-wide figure with `n` panels, two to a row (one alone takes the whole width; the last of an odd
+    number is centred). Returns (figure, list of axes)."""
+    cols = 1 if n == 1 else 2
+    rows = math.ceil(n / cols)
+    fig = plt.figure(figsize=(PAGE_WIDTH, height * rows + (0.3 if n > 1 else 0)), layout="constrained")
+    grid = fig.add_gridspec(rows, 2 * cols)
+    axes = []
+    for i in range(n):
+        row, col = divmod(i, cols)
+        if cols == 2 and i == n - 1 and n % 2:
+            axes.append(fig.add_subplot(grid[row, 1:3], **subplot_kw))
+        else:
+            axes.append(fig.add_subplot(grid[row, 2 * col:2 * col + 2], **subplot_kw))
+    return fig, axes
+
+
+def _save(fig, path: Path, title: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=dpi)
+    fig.savefig(path, dpi=DPI, metadata={"Title": title})
     plt.close(fig)
     return path
+
+
+def _legend(ax, **kw) -> None:
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(framealpha=0.9, **kw)
+
+
+def wrap(text: str, inches: float, size: float) -> str:
+    """`text` broken into lines that fit `inches` at font size `size` (an average glyph is ~0.55 em wide);
+    its own line breaks are kept."""
+    chars = max(16, int(inches * 72 / (0.55 * size)))
+    return "\n".join(textwrap.fill(line, chars) for line in text.split("\n"))
+
+
+def _panel_inches(ax) -> tuple[float, float]:
+    """The width and height (inches) a panel has for its text, its share of the figure less the tick labels."""
+    spec = ax.get_subplotspec()
+    grid = spec.get_gridspec()
+    width, height = ax.figure.get_size_inches()
+    return (len(spec.colspan) / grid.ncols * width - 0.9, len(spec.rowspan) / grid.nrows * height - 1.0)
+
+
+def _suptitle(fig, title: str) -> None:
+    fig.suptitle(wrap(title, PAGE_WIDTH - 0.4, FONTS["figure.titlesize"]))
+
+
+def _finish(ax, xlabel: str, ylabel: str, title: str = "") -> None:
+    """Readable, wrapped axis labels and title; a light grid; the legend."""
+    width, height = _panel_inches(ax)
+    ax.set_xlabel(wrap(readable(xlabel), width, FONTS["axes.labelsize"]))
+    ax.set_ylabel(wrap(readable(ylabel), height, FONTS["axes.labelsize"]))
+    if title:
+        ax.set_title(wrap(readable(title), width, FONTS["axes.titlesize"]))
+    ax.grid(alpha=0.3)
+    _legend(ax)
+
+
+def _mean_band(ax, xs, values: list[list[float]], label: str, k: int) -> None:
+    """The mean over seeds at each x (a line with markers, at most ~12 of them) and a min-max band."""
+    values = [list(v) if isinstance(v, (list, tuple)) else [v] for v in values]
+    mean = [float(np.mean(v)) if v else np.nan for v in values]
+    style = series_style(k)
+    ax.plot(xs, mean, label=seeds_label(label, [len(v) for v in values]), markersize=5,
+            markevery=max(1, len(xs) // 12), **style)
+    if any(len(v) > 1 for v in values):
+        ax.fill_between(xs, [min(v) if v else np.nan for v in values], [max(v) if v else np.nan for v in values],
+                        color=style["color"], alpha=0.15, linewidth=0)
+
+
+def _references(ax, references: dict[str, float]) -> None:
+    for k, (label, value) in enumerate(references.items()):
+        ax.axhline(value, label=say_seeds(readable(label)), **reference_style(k))
 
 
 def curves_figure(path: Path, series: dict[str, list[list[float]]], ylabel: str, title: str) -> Path:
     """One line per label: the mean over seeds per epoch, with a min-max band (seeds may stop at
     different epochs; each epoch averages the seeds still training)."""
-    fig, ax = plt.subplots(figsize=(6.4, 4.0))
-    for label, runs in series.items():
-        length = max(len(r) for r in runs)
-        stacked = [[r[e] for r in runs if e < len(r)] for e in range(length)]
-        epochs = np.arange(1, length + 1)
-        mean = np.array([np.mean(s) for s in stacked])
-        line, = ax.plot(epochs, mean, label=label)
-        if len(runs) > 1:
-            ax.fill_between(epochs, [min(s) for s in stacked], [max(s) for s in stacked],
-                            color=line.get_color(), alpha=0.2)
-    ax.set_xlabel("epoch")
-    ax.set_ylabel(ylabel)
-    ax.set_title(title, fontsize=10)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    return _save(fig, path)
+    with plt.rc_context(FONTS):
+        fig, (ax,) = panel_axes(1, height=4.6)
+        for k, (label, runs) in enumerate(series.items()):
+            length = max(len(r) for r in runs)
+            stacked = [[r[e] for r in runs if e < len(r)] for e in range(length)]
+            _mean_band(ax, np.arange(1, length + 1), stacked, label, k)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs
+        _finish(ax, "epoch", ylabel)
+        _suptitle(fig, title)
+        return _save(fig, path, title)
 
 
 def decision_panels(path: Path, panels: list[dict], title: str) -> Path:
-    """Side-by-side 2-D decision regions: each panel dict has `title`, `grid` (predicted class per
+    """2-D decision regions, two panels to a row: each panel dict has `title`, `grid` (predicted class per
     cell, rows = y), `bounds` (xmin, xmax, ymin, ymax), `points` (n x 2), `labels` (n) and `caption`."""
-    fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels), 3.9), squeeze=False)
-    for ax, panel in zip(axes[0], panels):
-        xmin, xmax, ymin, ymax = panel["bounds"]
-        ax.imshow(np.asarray(panel["grid"]), origin="lower", extent=(xmin, xmax, ymin, ymax), cmap="coolwarm",
-                  alpha=0.35, vmin=0, vmax=1, interpolation="nearest", aspect="auto")
-        points, labels = np.asarray(panel["points"]), np.asarray(panel["labels"])
-        ax.scatter(points[:, 0], points[:, 1], c=labels, cmap="coolwarm", vmin=0, vmax=1, s=12, edgecolors="k",
-                   linewidths=0.4)
-        ax.set_title(panel["title"], fontsize=9)
-        ax.set_xlabel(panel["caption"], fontsize=8)
-        ax.set_xticks([])
-        ax.set_yticks([])
-    fig.suptitle(title, fontsize=10)
-    return _save(fig, path, dpi=100)
+    with plt.rc_context(FONTS):
+        fig, axes = panel_axes(len(panels), height=4.2)
+        for ax, panel in zip(axes, panels):
+            xmin, xmax, ymin, ymax = panel["bounds"]
+            ax.imshow(np.asarray(panel["grid"]), origin="lower", extent=(xmin, xmax, ymin, ymax), cmap="coolwarm",
+                      alpha=0.35, vmin=0, vmax=1, interpolation="nearest", aspect="auto")
+            points, labels = np.asarray(panel["points"]), np.asarray(panel["labels"])
+            for cls, marker in ((0, "o"), (1, "^")):  # the classes differ in marker as well as colour
+                mask = labels == cls
+                ax.scatter(points[mask, 0], points[mask, 1], c=labels[mask], cmap="coolwarm", vmin=0, vmax=1, s=22,
+                           marker=marker, edgecolors="k", linewidths=0.4, label=f"class {cls}")
+            width, _ = _panel_inches(ax)
+            ax.set_title(wrap(panel["title"], width, FONTS["axes.titlesize"]))
+            ax.set_xlabel(wrap(panel["caption"], width, FONTS["axes.labelsize"]))
+            ax.set_xticks([])
+            ax.set_yticks([])
+        _legend(axes[0], loc="upper left")
+        _suptitle(fig, title)
+        return _save(fig, path, title)
 
 
 def lines_figure(path: Path, xs: list[float], series: dict[str, list[list[float]]], xlabel: str, ylabel: str,
                  title: str, references: dict[str, float] | None = None, logx: bool = False) -> Path:
     """One line per label through the per-x means, with a min-max band; `series[label][i]` holds the
-    values (over seeds) at xs[i]. `references` draws labelled horizontal dashed lines."""
-    fig, ax = plt.subplots(figsize=(6.4, 4.0))
-    for label, values in series.items():
-        mean = [np.mean(v) if v else np.nan for v in values]
-        line, = ax.plot(xs, mean, marker="o", label=label)
-        if any(len(v) > 1 for v in values):
-            ax.fill_between(xs, [min(v) if v else np.nan for v in values], [max(v) if v else np.nan for v in values],
-                            color=line.get_color(), alpha=0.2)
-    for label, value in (references or {}).items():
-        ax.axhline(value, linestyle="--", linewidth=1, color="gray")
-        ax.annotate(label, (xs[0], value), fontsize=7, color="gray", va="bottom")
-    if logx:
-        ax.set_xscale("symlog", linthresh=max(min(x for x in xs if x > 0), 1e-12) if any(x > 0 for x in xs) else 1.0)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    ax.set_title(title, fontsize=10)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    return _save(fig, path)
+    values (over seeds) at xs[i]. `references` draws labelled horizontal reference lines."""
+    with plt.rc_context(FONTS):
+        fig, (ax,) = panel_axes(1, height=4.6)
+        for k, (label, values) in enumerate(series.items()):
+            _mean_band(ax, xs, values, label, k)
+        _references(ax, references or {})
+        if logx:
+            positive = [x for x in xs if x > 0]
+            ax.set_xscale("symlog", linthresh=max(min(positive), 1e-12) if positive else 1.0)
+        _integer_ticks(ax, xs)
+        _finish(ax, xlabel, ylabel)
+        _suptitle(fig, title)
+        return _save(fig, path, title)
 
 
 def bars_figure(path: Path, groups: list[str], series: dict[str, list[list[float]]], ylabel: str, title: str,
                 logy: bool = False) -> Path:
     """Grouped bars: one group per entry of `groups`, one bar per label (the mean over seeds, with a
-    min-max error bar); `series[label][i]` holds the values for groups[i]."""
-    fig, ax = plt.subplots(figsize=(6.4, 4.0))
-    width = 0.8 / max(len(series), 1)
-    for k, (label, values) in enumerate(series.items()):
-        mean = np.array([np.mean(v) for v in values])
-        err = np.array([[m - min(v) for m, v in zip(mean, values)], [max(v) - m for m, v in zip(mean, values)]])
-        err = np.clip(err, 0.0, None)  # the mean of equal values can differ from them in the last bit
-        ax.bar(np.arange(len(groups)) + k * width, mean, width, yerr=err, label=label, capsize=3)
-    ax.set_xticks(np.arange(len(groups)) + width * (len(series) - 1) / 2, groups, fontsize=8)
-    if logy:
-        ax.set_yscale("log")
-    ax.set_ylabel(ylabel)
-    ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=8)
-    return _save(fig, path)
+    min-max error bar); `series[label][i]` holds the values for groups[i]. Bars differ in colour and hatch."""
+    with plt.rc_context(FONTS):
+        fig, (ax,) = panel_axes(1, height=4.6)
+        width = 0.8 / max(len(series), 1)
+        for k, (label, values) in enumerate(series.items()):
+            mean = np.array([np.mean(v) for v in values])
+            err = np.array([[m - min(v) for m, v in zip(mean, values)], [max(v) - m for m, v in zip(mean, values)]])
+            err = np.clip(err, 0.0, None)  # the mean of equal values can differ from them in the last bit
+            counts = [sum(1 for x in v if x == x) for v in values]  # NaN (nothing measured) is not a seed
+            ax.bar(np.arange(len(groups)) + k * width, mean, width, yerr=err, capsize=3, color=f"C{k % 10}",
+                   hatch=HATCHES[k % len(HATCHES)], edgecolor="black", linewidth=0.5,
+                   label=seeds_label(label, counts))
+        ax.set_xticks(np.arange(len(groups)) + width * (len(series) - 1) / 2, [readable(g) for g in groups])
+        if logy:
+            ax.set_yscale("log")
+        handles, labels = ax.get_legend_handles_labels()
+        ax.set_ylabel(wrap(readable(ylabel), _panel_inches(ax)[1], FONTS["axes.labelsize"]))
+        ax.grid(alpha=0.3, axis="y")
+        if handles:  # below the bars, which fill the panel
+            fig.legend(handles, labels, loc="outside lower center", ncols=min(len(handles), 3), framealpha=0.9)
+        _suptitle(fig, title)
+        return _save(fig, path, title)
 
 
 def least_squares_line(x, y) -> dict:
@@ -125,13 +256,14 @@ def scatter_panel(ax, panel: dict) -> dict | None:
     """Draw one scatter panel on `ax` and return the least-squares fit of the points drawn (None without
     `fit`). `panel`: `groups` {name: (xs, ys, point labels or None)}, optional `colors` {name: color},
     `fit` (draw the least-squares line through all the groups' points, stats in the legend), `diagonal`
-    (draw y = x), `xlabel`, `ylabel`, `title`, `logx`."""
+    (draw y = x), `xlabel`, `ylabel`, `title`, `logx`. Groups differ in colour and marker."""
     xs_all, ys_all = [], []
-    for name, (xs, ys, labels) in panel["groups"].items():
-        ax.scatter(xs, ys, s=22, label=name, color=panel.get("colors", {}).get(name), edgecolors="k", linewidths=0.3,
-                   zorder=3)
+    for k, (name, (xs, ys, labels)) in enumerate(panel["groups"].items()):
+        style = series_style(k)
+        ax.scatter(xs, ys, s=28, label=readable(name), color=panel.get("colors", {}).get(name, style["color"]),
+                   marker=style["marker"], edgecolors="k", linewidths=0.3, zorder=3)
         for x, y, text in zip(xs, ys, labels or []):
-            ax.annotate(str(text), (x, y), fontsize=6, xytext=(3, 2), textcoords="offset points")
+            ax.annotate(str(text), (x, y), fontsize=7, xytext=(3, 2), textcoords="offset points")
         xs_all += list(xs)
         ys_all += list(ys)
     fit = None
@@ -144,51 +276,38 @@ def scatter_panel(ax, panel: dict) -> dict | None:
                           f"R² {fit['r2']:.4f}, RMSE {fit['rmse']:.3g} (n = {fit['n']})")
     if panel.get("diagonal") and xs_all:
         lo, hi = min(xs_all + ys_all), max(xs_all + ys_all)
-        ax.plot([lo, hi], [lo, hi], color="tab:blue", linewidth=0.8, linestyle="--", label="test = train")
+        ax.plot([lo, hi], [lo, hi], label="test = train", **reference_style(1))
     if panel.get("logx"):
         ax.set_xscale("log")
     else:  # normalized losses differ in the 4th decimal: show them plainly, not as offsets
         ax.ticklabel_format(axis="x", style="plain", useOffset=False)
     ax.ticklabel_format(axis="y", style="plain", useOffset=False)
-    ax.set_xlabel(panel.get("xlabel", ""), fontsize=9)
-    ax.set_ylabel(panel.get("ylabel", ""), fontsize=9)
-    ax.set_title(panel.get("title", ""), fontsize=9)
-    ax.tick_params(labelsize=7)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=6)
+    _finish(ax, panel.get("xlabel", ""), panel.get("ylabel", ""), panel.get("title", ""))
     return fit
 
 
 def scatter_figure(path: Path, panels: list[dict], title: str) -> tuple[Path, list[dict | None]]:
-    """Side-by-side scatter panels (see `scatter_panel`); returns the path and each panel's fit."""
-    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4.6), squeeze=False)
-    fits = [scatter_panel(ax, panel) for ax, panel in zip(axes[0], panels)]
-    fig.suptitle(title, fontsize=10)
-    return _save(fig, path), fits
+    """Scatter panels, two to a row (see `scatter_panel`); returns the path and each panel's fit."""
+    with plt.rc_context(FONTS):
+        fig, axes = panel_axes(len(panels), height=4.6)
+        fits = [scatter_panel(ax, panel) for ax, panel in zip(axes, panels)]
+        _suptitle(fig, title)
+        return _save(fig, path, title), fits
 
 
 def series_figure(path: Path, panels: list[dict], title: str) -> Path:
-    """Side-by-side line panels. Each panel: `series` {label: (xs, values)} where values[i] is a number or
+    """Line panels, two to a row. Each panel: `series` {label: (xs, values)} where values[i] is a number or
     the list of numbers over seeds at xs[i] (drawn as the mean with a min-max band), optional `xscale`,
-    `yscale` ("linear", "log"), `xlabel`, `ylabel`, `title`, and `hlines` {label: y} drawn dashed."""
-    fig, axes = plt.subplots(1, len(panels), figsize=(5.0 * len(panels), 4.0), squeeze=False)
-    for ax, panel in zip(axes[0], panels):
-        for label, (xs, values) in panel["series"].items():
-            values = [v if isinstance(v, (list, tuple)) else [v] for v in values]
-            mean = np.array([np.mean(v) for v in values])
-            line, = ax.plot(xs, mean, label=label, marker="o" if len(xs) <= 20 else None, markersize=4)
-            if any(len(v) > 1 for v in values):
-                ax.fill_between(xs, [min(v) for v in values], [max(v) for v in values], color=line.get_color(),
-                                alpha=0.2)
-        for label, y in panel.get("hlines", {}).items():
-            ax.axhline(y, color="gray", linestyle="--", linewidth=0.8, label=label)
-        ax.set_xscale(panel.get("xscale", "linear"))
-        ax.set_yscale(panel.get("yscale", "linear"))
-        ax.set_xlabel(panel.get("xlabel", ""), fontsize=9)
-        ax.set_ylabel(panel.get("ylabel", ""), fontsize=9)
-        ax.set_title(panel.get("title", ""), fontsize=9)
-        ax.tick_params(labelsize=7)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
-    fig.suptitle(title, fontsize=10)
-    return _save(fig, path)
+    `yscale` ("linear", "log"), `xlabel`, `ylabel`, `title`, and `hlines` {label: y}: reference lines."""
+    with plt.rc_context(FONTS):
+        fig, axes = panel_axes(len(panels))
+        for ax, panel in zip(axes, panels):
+            for k, (label, (xs, values)) in enumerate(panel["series"].items()):
+                _mean_band(ax, xs, values, label, k)
+            _references(ax, panel.get("hlines", {}))
+            ax.set_xscale(panel.get("xscale", "linear"))
+            ax.set_yscale(panel.get("yscale", "linear"))
+            _integer_ticks(ax, [x for xs, _ in panel["series"].values() for x in xs])
+            _finish(ax, panel.get("xlabel", ""), panel.get("ylabel", ""), panel.get("title", ""))
+        _suptitle(fig, title)
+        return _save(fig, path, title)

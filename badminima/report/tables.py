@@ -5,6 +5,8 @@ import csv
 import json
 from pathlib import Path
 
+from .labels import readable
+
 
 def _cell(value) -> str:
     if value is None:
@@ -20,7 +22,9 @@ def _markdown_cell(value) -> str:
 
 
 def markdown_table(header: list[str], rows: list[list]) -> str:
-    lines = ["| " + " | ".join(_markdown_cell(h) for h in header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    """A pipe table for the report files; record keys in the header read as words (report/labels.py)."""
+    lines = ["| " + " | ".join(_markdown_cell(readable(h)) for h in header) + " |",
+             "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(_markdown_cell(v) for v in row) + " |" for row in rows]
     return "\n".join(lines) + "\n"
 

@@ -1,5 +1,8 @@
 """The report page in a real browser (Debian's chromium, headless, driven by chromedriver): every set of
-every experiment shows all the tables of its Markdown files, cell for cell, and all its figures."""
+every experiment shows all the tables of its Markdown files, cell for cell, and all its figures; the table of
+contents leads to every experiment and set; every figure and table is captioned with its set's scale; no
+record key (`l2_path_norm`) is left in a header, heading or caption; figures are shown at the text's width."""
+import re
 import shutil
 from pathlib import Path
 
@@ -7,6 +10,7 @@ import pytest
 
 from badminima.cli import main
 from badminima.experiments import implicit_bias, list_experiments
+from badminima.report.html import PAGE_WIDTH_PX
 from badminima.store import Store
 
 CHROMIUM = shutil.which("chromium")
@@ -24,6 +28,21 @@ return Array.from(document.querySelectorAll('section.experiment-set')).map(s => 
     Array.from(t.rows).map(r => Array.from(r.cells).map(c => c.textContent.trim()))),
   images: Array.from(s.querySelectorAll('img')).map(i => [i.alt, i.complete, i.naturalWidth, i.naturalHeight,
     i.getBoundingClientRect().width, i.getBoundingClientRect().height])}))"""
+
+READ_PAGE = """
+const text = e => e.textContent.replace(/\\s+/g, ' ').trim();
+const style = getComputedStyle(document.body);
+return {
+  contentWidth: document.body.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight),
+  toc: Array.from(document.querySelectorAll('nav#contents a')).map(a => [a.getAttribute('href'),
+    document.getElementById(a.getAttribute('href').slice(1)) !== null]),
+  experiments: Array.from(document.querySelectorAll('div.experiment')).map(d => d.id),
+  sets: Array.from(document.querySelectorAll('section.experiment-set')).map(s => ({
+    id: s.id,
+    figures: Array.from(s.querySelectorAll('img')).map(i => [i.closest('figure') ? text(i.closest('figure')
+      .querySelector('figcaption')) : null, i.getBoundingClientRect().width]),
+    captions: Array.from(s.querySelectorAll('table')).map(t => t.caption ? text(t.caption) : null)})),
+  labels: Array.from(document.querySelectorAll('th, caption, figcaption, h1, h2, h3, h4, h5, h6, nav')).map(text)}"""
 
 
 def _gfm_row(line: str) -> list[str]:
@@ -56,7 +75,7 @@ def _markdown_tables(folder: Path) -> list[list[list[str]]]:
     return tables
 
 
-def _read_page(page: Path, profile: Path):
+def _read_page(page: Path, profile: Path, script: str = READ_SECTIONS):
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -72,7 +91,7 @@ def _read_page(page: Path, profile: Path):
         driver.set_window_size(1280, 900)
         driver.get(page.as_uri())
         assert driver.execute_script("return document.readyState") == "complete"
-        sections = driver.execute_script(READ_SECTIONS)
+        sections = driver.execute_script(script)
         errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
     finally:
         driver.quit()
@@ -98,7 +117,70 @@ def _check_report(out: Path, tmp_path: Path, capsys) -> dict:
         assert sorted(alt for alt, *_ in section["images"]) == sorted(p.stem for p in folder.glob("*.png"))
         for alt, complete, nw, nh, w, h in section["images"]:
             assert complete and nw > 0 and nh > 0 and w > 0 and h > 0, (section["id"], alt)
+    _check_layout(out, page, tmp_path)
     return {s["id"]: s for s in sections}
+
+
+def _check_layout(out: Path, page: Path, tmp_path: Path) -> None:
+    """The table of contents, the captions, the names and the figures' width, read in the browser and
+    compared with the store's sets."""
+    store = Store(out)
+    entries = {f"{e['name']}-{e['set_id']}": e for e in store.experiments()}
+    store.close()
+    layout, errors = _read_page(page, tmp_path / "profile-layout", READ_PAGE)
+    assert errors == []
+    assert layout["contentWidth"] == pytest.approx(PAGE_WIDTH_PX, abs=2)
+    links = dict(layout["toc"])
+    assert all(links.values()), [href for href, found in layout["toc"] if not found]  # every link lands
+    names = list(dict.fromkeys(e["name"] for e in entries.values()))
+    assert layout["experiments"] == [f"experiment-{n}" for n in names]
+    assert {f"#experiment-{n}" for n in names} | {f"#{i}" for i in entries} <= set(links)
+    keys = {k for e in entries.values() for r in e["records"] for k in r if "_" in k}
+    for label in layout["labels"]:  # no record key left where a reader looks for names (spec paths such as
+        assert not keys & set(re.findall(r"[A-Za-z0-9_.]+", label)), label  # init.replication_factor may stay)
+    for section in layout["sets"]:
+        entry = entries[section["id"]]
+        seeds = len(entry["label"]["seeds"])
+        for caption, width in section["figures"]:
+            assert caption and f"Scale: {entry['scale']}" in caption and f"{seeds} seed" in caption, caption
+            assert width >= 0.95 * layout["contentWidth"], (section["id"], caption, width)
+        for caption in section["captions"]:
+            assert caption and (f"Scale: {entry['scale']}" in caption and f"{seeds} seed" in caption
+                                or "Published values at the paper's scale" in caption), caption
+
+
+def _synthetic_sets(out: Path) -> None:
+    """Three experiments' records as their runs would leave them (no training): norms in two sets (widths 32
+    and 16), replication and distances, three seeds each."""
+    from badminima.experiments.complexity import SETTINGS
+    from badminima.experiments.published import PAPER_000_TABLE1_COLUMNS
+
+    scale = "mnist1d / mlp, cpu preset (scaled down; not paper scale)"
+    seeds = [0, 1, 2]
+    store = Store(out)
+    for width in (32, 16):
+        label = {"dataset": "mnist1d", "train_size": 300, "model": "mlp", "width": width, "depth": None,
+                 "preset": "cpu", "seeds": seeds, "changed": {}}
+        norms = [{"run_id": f"r{width}{i}{r}{seed}", "init": i, "recipe": r, "seed": seed, "frobenius": 5.0 + seed,
+                  "l1_path_norm": 250.0 + seed, "l2_path_norm": 0.7 + seed / 10, "spectral_product": 0.9,
+                  "spectral_left_out": []} for seed in seeds for i, r in SETTINGS]
+        store.record_experiment("norms", f"w{width}", label, scale, norms)
+    label = {**label, "width": 32}
+    replication = [{"run_id": f"r{f}{r}{seed}", "replication_factor": f, "recipe": r, "seed": seed,
+                    "test_acc": 50.0 + f + seed, "train_acc": 100.0, "epochs": 4, "epoch_100": None}
+                   for seed in seeds for f in (0, 1, 2) for r in ("vanilla", "sota")]
+    store.record_experiment("replication", "r", label, scale, replication)
+    distances = [{"seed": seed, **{c: 0.1 * (k + 1) for k, c in enumerate(PAPER_000_TABLE1_COLUMNS)}, "rho": 1.0}
+                 for seed in seeds]
+    store.record_experiment("distances", "d", label, scale, distances)
+    store.close()
+
+
+@needs_browser
+def test_report_page_contents_captions_and_names(tmp_path, capsys):
+    out = tmp_path / "out"
+    _synthetic_sets(out)
+    _check_report(out, tmp_path, capsys)
 
 
 @needs_browser

@@ -68,7 +68,7 @@ def test_markdown_tables_become_html_tables_with_every_cell():
     text = "# implicit-bias\n\nGD: ||w(t)|| grows like log t; x_1 and y_2.\n\n" + markdown_table(HEADER, ROWS)
     page = Cells(markdown_to_html(text))
     assert page.tables == [[HEADER] + SHOWN]
-    assert "h3" in page.tags and "h1" not in page.tags  # below the page's h1 and each set's h2
+    assert "h4" in page.tags and "h1" not in page.tags  # below the page's h1, each experiment's h2 and each set's h3
     assert "em" not in page.tags and "strong" not in page.tags  # the prose's underscores stay text
 
 
