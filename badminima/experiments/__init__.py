@@ -137,5 +137,5 @@ def run_experiment(exp: Experiment, ctx: Context) -> tuple[dict, list[Path]]:
 
 
 from . import bad_minima, complexity, curves, distances, gap_vs_n, generalization, heuristics, implicit_bias, norm_vs_error, replication, toy  # noqa: E402,F401  (registration)
-from . import span_theorem  # noqa: E402,F401  (registration: lecture 002)
+from . import init_std, span_theorem  # noqa: E402,F401  (registration: paper 001 Figure 6, lecture 002)
 from . import local_minima, norm_bias, ntk_width, rank  # noqa: E402,F401  (registration: paper 004)
