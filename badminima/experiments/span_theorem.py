@@ -24,7 +24,9 @@ Algorithms (torch.optim, float64, on the summed loss 1/2 ||A_B w - b_B||^2, L = 
 - Adam: torch.optim.Adam (betas 0.9, 0.999, eps 1e-8), lr 1e-3 divided by 10 after half and after three
   quarters of its steps (at a constant lr it interpolates to 1e-15 and then drifts off again as its second
   moment decays).
-Starts: zero, and w_0 ~ N(0, I) (the same w_0 as `implicit-bias`). The pseudo-inverse is numpy's (SVD).
+Starts: zero for every algorithm; w_0 ~ N(0, I) (the same w_0 as `implicit-bias`) for GD, SGD and heavy ball, whose
+limit from w_0 is then A^+ b + (I - A^+ A) w_0 (Adam is run from zero only: from w_0, whose entries are O(1), steps
+of at most about lr per coordinate do not reach an interpolant within its budget). The pseudo-inverse is numpy's (SVD).
 """
 from __future__ import annotations
 
