@@ -68,6 +68,8 @@ BUILTIN = {
     "gap-vs-n": ("gap_vs_n", "paper 001 Figures 19 and 1: normalized and unnormalized train/test loss and their gap "
                  "vs training-set size, on true and on random labels"),
     "heuristics": ("heuristics", "paper 000 Table 2: the 8 combinations of augmentation, l2 and momentum"),
+    "init-std": ("init_std", "paper 001 Figure 6: test error vs the std of the normal init, every network at 0% training "
+                 "error and the same training loss (plain SGD; min/mean/max over seeds, Spearman rho, verdict)"),
     "implicit-bias": ("implicit_bias", "lecture 002: GD on under-determined least squares -> min-norm interpolant "
                       "(+ null-space part of w_0); GD on separable data -> hard-margin SVM direction along "
                       "w_hat ln t + w_tilde"),
@@ -86,6 +88,9 @@ BUILTIN = {
              "model; effective ranks, clean and PGD accuracy"),
     "rank-adversarial": ("rank", "paper 004 Tables 4, 10: RankMin / RankMax with 7-step PGD adversarial training"),
     "replication": ("replication", "paper 000 Figure 4: test accuracy against the replication factor R"),
+    "span-theorem": ("span_theorem", "lecture 002: algorithms whose iterates stay in the span of the data (GD, SGD, "
+                     "heavy ball, Nesterov) reach the min-norm interpolant A^+ b from zero (A^+ b + P_null w0 from w0); "
+                     "Adam does not"),
     "toy": ("toy", "paper 000 Figure 1: 2-D decision boundaries in four settings (fixed toy spec)"),
 }
 
@@ -180,4 +185,3 @@ def run_experiment(exp: Experiment, ctx: Context) -> tuple[dict, list[Path]]:
     entry = {"name": exp.name, "set_id": set_id, "label": label, "scale": scale, "records": records,
              "provenance": ctx.provenance}
     return entry, render_set(exp, ctx.store, set_id, records, scale)
-

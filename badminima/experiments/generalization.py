@@ -116,9 +116,10 @@ def _overlay(given, preset, default):
     return given if given != preset else default
 
 
-def experiment_base(base: RunSpec, preset: str) -> tuple[RunSpec, Protocol]:
-    """The base spec of these experiments (protocol values unless overridden) and the protocol."""
-    proto = protocol(preset, base.data.name)
+def experiment_base(base: RunSpec, preset: str, proto: Protocol | None = None) -> tuple[RunSpec, Protocol]:
+    """The base spec of these experiments (protocol values unless overridden) and the protocol (`proto`, or else
+    this module's for the preset and dataset)."""
+    proto = proto or protocol(preset, base.data.name)
     preset_base = base_spec(preset, base.data.name)
     if base.model.name != preset_base.model.name:  # another architecture named: keep it as given
         model = base.model
