@@ -137,4 +137,4 @@ def run_experiment(exp: Experiment, ctx: Context) -> tuple[dict, list[Path]]:
 
 
 from . import bad_minima, complexity, curves, distances, gap_vs_n, generalization, heuristics, implicit_bias, norm_vs_error, replication, toy  # noqa: E402,F401  (registration)
-from . import local_minima, norm_bias, ntk_width, rank  # noqa: E402,F401  (registration: paper 004)
+from . import local_minima, norm_bias, norm_bias_tables, ntk_evolution, ntk_width, rank  # noqa: E402,F401  (registration: paper 004)
