@@ -122,12 +122,12 @@ def test_fixup_scales_the_branches_first_layer_by_L_to_the_minus_half():
     torch.manual_seed(1)
     for depth, branches in ((20, 9), (56, 27)):
         net = _build("resnet20-fixup", depth=depth).net
-        weights = torch.cat([b.conv1.weight.flatten() for b in net.modules()
+        weights = torch.cat([b.conv1.weight.detach().flatten() for b in net.modules()
                              if isinstance(b, FixupBlock) and b.conv1.out_channels == 64])
         expected = math.sqrt(2 / (64 * 9)) * branches ** -0.5
         assert float(weights.std()) == pytest.approx(expected, rel=0.02)
         assert abs(float(weights.mean())) < 0.02 * expected
-    stem = _build("resnet20-fixup").net.conv1.weight  # He's init, unscaled (it is not in a branch)
+    stem = _build("resnet20-fixup").net.conv1.weight.detach()  # He's init, unscaled (it is not in a branch)
     assert float(stem.std()) == pytest.approx(math.sqrt(2 / (16 * 9)), rel=0.15)
 
 
