@@ -32,7 +32,7 @@ from ..measures.norms import frobenius_norm
 from ..report.figures import bars_figure
 from ..report.tables import markdown_table
 from ..runs import plan
-from ..spec import InitSpec, ModelSpec, PhaseSpec, RunSpec
+from ..spec import InitSpec, PhaseSpec, RunSpec
 from ..store import Store
 from . import Context, Experiment, register_experiment, train_grid
 from .backpropaganda import cached, format_mean_se, phase_model, rounded

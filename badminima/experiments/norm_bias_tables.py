@@ -24,7 +24,7 @@ from pathlib import Path
 
 from ..report.figures import bars_figure
 from ..report.tables import markdown_table
-from ..spec import DataSpec, InitSpec, ModelSpec, PhaseSpec, RunSpec
+from ..spec import InitSpec, ModelSpec, PhaseSpec, RunSpec
 from ..store import Store
 from . import Context, Experiment, register_experiment
 from .backpropaganda import format_mean_se, mean_se

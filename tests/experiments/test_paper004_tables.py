@@ -16,7 +16,7 @@ from badminima.errors import BadInput
 from badminima.experiments import local_minima, norm_bias, norm_bias_tables, ntk_evolution
 from badminima.measures.command import Target
 from badminima.runs import Workspace, execute_phase, load_final, plan
-from badminima.spec import DataSpec, InitSpec, ModelSpec, PhaseSpec, RunSpec, merge, non_default, run_id, validate
+from badminima.spec import DataSpec, ModelSpec, PhaseSpec, RunSpec, merge, non_default, run_id, validate
 from badminima.store import Store
 from badminima.train.loop import train_phase
 from badminima.train.regularizers import penalty_of
