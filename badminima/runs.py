@@ -118,6 +118,8 @@ class Workspace:
         meta device (shapes without memory or RNG draws: for sizes and fingerprints)."""
         data = self.stored(spec)
         mean, std = (t.cpu() for t in data.standardization())
+        if not spec.data.standardize:  # the model sees the inputs as they are (spec.DataSpec.standardize)
+            mean, std = torch.zeros_like(mean), torch.ones_like(std)
         with torch.device("meta") if meta else contextlib.nullcontext():
             model = build_model(spec.model.name, data.input_shape, data.num_classes, mean, std,
                                 spec.model.width, spec.model.depth, spec.model.options)

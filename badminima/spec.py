@@ -36,6 +36,9 @@ class DataSpec:
     name: str = "mnist1d"  # a registered name, an installed plug-in, or package.module:loader
     train_size: int | None = None  # None: the whole training split; n: a seeded subset of n examples
     options: Options = field(default_factory=Options)  # keyword arguments of the loader (data.options in TOML)
+    # the model standardizes its inputs per channel with the training split's mean and std (models.Classifier);
+    # false: it sees them as they are, images in [0, 1] (paper 004 Table 2's "non-normalized" data)
+    standardize: bool = True
 
 
 @dataclass(frozen=True)
@@ -72,7 +75,8 @@ class PhaseSpec:
     stop_at_train_loss: float | None = None  # stop once the un-augmented full training cross-entropy is <= this
     # paper 004 eq. 2, norm-bias (train/regularizers.py), theta = all trainable parameters; 0: off.
     # "absolute": norm_bias/2 * | ||theta||^2 - mu^2 | (weight decay norm_bias at mu = 0; the authors' update);
-    # "squared": norm_bias * (||theta||^2 - mu^2)^2 (equation 2 as printed)
+    # "squared": norm_bias * (||theta||^2 - mu^2)^2 (equation 2 as printed). Negative (mu = 0, "absolute"):
+    # negative weight decay |norm_bias| (paper 004 A.5; the authors' update with a negative coefficient)
     norm_bias: float = 0.0
     norm_bias_mu: float = 0.0  # mu, the l2 norm the parameters are pulled towards
     norm_bias_form: str = "absolute"
@@ -334,8 +338,11 @@ def _validate_phase(phase: PhaseSpec, where: str) -> None:
         raise BadInput(f"{where}.patience must be at least 1")
     if phase.stop_at_train_loss is not None and not phase.stop_at_train_loss > 0:
         raise BadInput(f"{where}.stop_at_train_loss must be positive")
-    if phase.norm_bias < 0 or phase.norm_bias_mu < 0 or phase.norm_bias_form not in ("squared", "absolute"):
-        raise BadInput(f"{where}: norm_bias and norm_bias_mu must be >= 0, norm_bias_form 'squared' or 'absolute'")
+    if phase.norm_bias_mu < 0 or phase.norm_bias_form not in ("squared", "absolute"):
+        raise BadInput(f"{where}: norm_bias_mu must be >= 0, norm_bias_form 'squared' or 'absolute'")
+    if phase.norm_bias < 0 and (phase.norm_bias_mu != 0 or phase.norm_bias_form != "absolute"):
+        raise BadInput(f"{where}: a negative norm_bias is negative weight decay: it needs norm_bias_mu = 0 and "
+                       "norm_bias_form 'absolute'")
     if phase.rank_mode not in ("none", "min", "max") or not phase.rank_threshold > 0 or phase.rank_every < 1:
         raise BadInput(f"{where}: rank_mode must be none, min or max, rank_threshold > 0 and rank_every >= 1")
     if phase.rank_layers not in ("inner", "all"):

@@ -42,8 +42,9 @@ class Context:
 
 @dataclass(frozen=True)
 class Experiment:
+    """An experiment; its description is its entry in BUILTIN (one place, read without importing it)."""
+
     name: str
-    description: str
     records: Callable[[Context], list[dict]]  # computes (training what it needs) the summary records
     table: Callable[[list[dict]], tuple[list[str], list[list]]]  # records -> (header, rows) for the terminal
     render: Callable[[Path, Store, list[dict], str], list[Path]]  # (report folder, store, records, scale) -> files
@@ -52,12 +53,16 @@ class Experiment:
     default_seeds: tuple[int, ...] | None = None  # seeds when none are given (None: the spec's seed)
     verdict: Callable[[list[dict]], str] | None = None  # one line: does the paper's claim hold in these records?
 
+    @property
+    def description(self) -> str:
+        return BUILTIN.get(self.name, ("", ""))[1]
+
 
 # The built-in experiments: name -> (the module of this package that registers it, its description). Listing
 # names (`badminima list`, `run --help`) reads only this table and imports no experiment code (nor torch); the
 # module is imported when the experiment is run, estimated or reported. A new experiment is one entry here, and
-# its module calls register_experiment(Experiment(name, description, ...)) with the same name and description
-# (tests/test_registries.py checks that every entry resolves and that the two agree).
+# its module calls register_experiment(Experiment(name, ...)) with the same name (tests/test_registries.py checks
+# that every entry resolves to its module).
 BUILTIN = {
     "bad-minima": ("bad_minima", "paper 000: random vs adversarial (Algorithm 1) init x vanilla vs SOTA SGD; Table 2 "
                    "style summary"),
@@ -73,10 +78,18 @@ BUILTIN = {
     "implicit-bias": ("implicit_bias", "lecture 002: GD on under-determined least squares -> min-norm interpolant "
                       "(+ null-space part of w_0); GD on separable data -> hard-margin SVM direction along "
                       "w_hat ln t + w_tilde"),
-    "local-minima": ("local_minima", "paper 004 Table 1 (5-7): loss, gradient, Hessian extremes and ReLU activity at "
-                     "init and after GD from Lemma 1, zero and large-bias inits"),
-    "norm-bias": ("norm_bias", "paper 004 Tables 2, 3, 8: no weight decay vs weight decay vs norm-bias (squared and "
-                  "absolute forms), mean ± standard error"),
+    "local-minima": ("local_minima", "paper 004 Tables 1, 5-7: loss, gradient, Hessian extremes and ReLU activity at init and after GD "
+                    "from Lemma 1, zero and large-bias inits"),
+    "norm-bias": ("norm_bias", "paper 004 section 3, A.5, one model: no weight decay vs weight decay vs norm-bias (squared and "
+                 "absolute forms) vs negative weight decay, mean \u00b1 standard error"),
+    "norm-bias-table2": ("norm_bias_tables", "paper 004 Table 2 (non-normalized CIFAR-10): no weight decay vs weight decay vs norm-bias over "
+                        "ResNet-18, DenseNet-40, MobileNetV2"),
+    "norm-bias-table3": ("norm_bias_tables", "paper 004 Table 3 (normalized CIFAR-10): no weight decay vs weight decay vs norm-bias over "
+                        "ResNet-18, DenseNet-40, MobileNetV2, ResNet-20 Fixup, MLP (4 layers)"),
+    "norm-bias-table8": ("norm_bias_tables", "paper 004 Table 8 (normalized CIFAR-100): no weight decay vs weight decay vs norm-bias over "
+                        "ResNet-18, DenseNet-40, ResNet-20 Fixup"),
+    "ntk-evolution": ("ntk_evolution", "paper 004 Figure 3: NTK norm, its correlation with the initial NTK and the parameter norm over "
+                     "training epochs (MLPs, ConvNet)"),
     "norm-vs-error": ("norm_vs_error", "paper 001 Figures 4 and 13: normalized test loss, test error and loss vs the "
                       "product of layer Frobenius norms, per family (the networks of normalized-loss)"),
     "normalized-loss": ("generalization", "paper 001 Figure 2: test vs train cross-entropy of networks at the same "
@@ -108,8 +121,7 @@ def list_experiments(pattern: str = "*") -> list[str]:
 
 def experiment_descriptions() -> dict[str, str]:
     """name -> description of every experiment, imported or not (imports no experiment module)."""
-    return {name: EXPERIMENTS[name].description if name in EXPERIMENTS else BUILTIN[name][1]
-            for name in list_experiments()}
+    return {name: BUILTIN[name][1] for name in list_experiments()}
 
 
 def get_experiment(name: str) -> Experiment:

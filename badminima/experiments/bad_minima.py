@@ -133,5 +133,4 @@ def render(folder: Path, store: Store, recs: list[dict], scale: str) -> list[Pat
 
 
 register_experiment(Experiment(
-    "bad-minima", "paper 000: random vs adversarial (Algorithm 1) init x vanilla vs SOTA SGD; Table 2 style summary",
-    records, table, render, cells, default_seeds=DEFAULT_SEEDS, verdict=verdict))
+    "bad-minima", records, table, render, cells, default_seeds=DEFAULT_SEEDS, verdict=verdict))

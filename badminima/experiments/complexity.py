@@ -110,7 +110,5 @@ def fgsm_render(folder: Path, store: Store, recs: list[dict], scale: str) -> lis
     return [md, figure]
 
 
-register_experiment(Experiment("norms", "paper 000 Figure 5: Frobenius, path and spectral norms per setting",
-                               norm_records, norm_table, norm_render, cells, default_seeds=DEFAULT_SEEDS))
-register_experiment(Experiment("fgsm", "paper 000 Figure 6: test accuracy under FGSM for a range of budgets",
-                               fgsm_records, fgsm_table, fgsm_render, cells, default_seeds=DEFAULT_SEEDS))
+register_experiment(Experiment("norms", norm_records, norm_table, norm_render, cells, default_seeds=DEFAULT_SEEDS))
+register_experiment(Experiment("fgsm", fgsm_records, fgsm_table, fgsm_render, cells, default_seeds=DEFAULT_SEEDS))

@@ -41,5 +41,4 @@ def render(folder: Path, store: Store, recs: list[dict], scale: str) -> list[Pat
     return paths
 
 
-register_experiment(Experiment("curves", "paper 000 Figures 2-3: train and test accuracy per epoch, min/mean/max over seeds",
-                               records, table, render, cells, default_seeds=DEFAULT_SEEDS))
+register_experiment(Experiment("curves", records, table, render, cells, default_seeds=DEFAULT_SEEDS))

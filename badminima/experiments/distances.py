@@ -79,6 +79,5 @@ def render(folder: Path, store: Store, recs: list[dict], scale: str) -> list[Pat
     return [path]
 
 
-register_experiment(Experiment("distances", "paper 000 Table 1: distances between random/adversarial inits and the "
-                               "vanilla/SOTA solutions", records, table, render, cells,
+register_experiment(Experiment("distances", records, table, render, cells,
                                default_seeds=DEFAULT_SEEDS))

@@ -136,5 +136,4 @@ def gap_render(folder: Path, store: Store, records: list[dict], scale: str) -> l
 
 
 register_experiment(Experiment(
-    "gap-vs-n", "paper 001 Figures 19 and 1: normalized and unnormalized train/test loss and their gap vs training-set "
-    "size, on true and on random labels", gap_records, gap_table, gap_render, gap_cells))
+    "gap-vs-n", gap_records, gap_table, gap_render, gap_cells))

@@ -389,6 +389,5 @@ def loss_render(folder: Path, store: Store, records: list[dict], scale: str) -> 
 # ---- norm-vs-error -----------------------------------------------------------------------------------
 
 register_experiment(Experiment(
-    "normalized-loss", "paper 001 Figure 2: test vs train cross-entropy of networks at the same train loss, "
-    "unnormalized and layer-wise normalized, with least-squares lines", family_records, loss_table, loss_render,
+    "normalized-loss", family_records, loss_table, loss_render,
     family_cells))

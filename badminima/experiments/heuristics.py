@@ -56,5 +56,4 @@ def render(folder: Path, store: Store, recs: list[dict], scale: str) -> list[Pat
     return [md]
 
 
-register_experiment(Experiment("heuristics", "paper 000 Table 2: the 8 combinations of augmentation, l2 and momentum",
-                               records, table, render, cells))
+register_experiment(Experiment("heuristics", records, table, render, cells))

@@ -327,6 +327,5 @@ def render(folder: Path, store: Store, recs: list[dict], scale: str) -> list[Pat
 
 
 register_experiment(Experiment(
-    "implicit-bias", "lecture 002: GD on under-determined least squares -> min-norm interpolant (+ null-space part "
-    "of w_0); GD on separable data -> hard-margin SVM direction along w_hat ln t + w_tilde", records, table, render,
+    "implicit-bias", records, table, render,
     scale=lambda ctx: f"synthetic linear problems (float64 numpy), {ctx.preset} preset"))

@@ -176,6 +176,5 @@ def render(folder: Path, store: Store, recs: list[dict], scale: str) -> list[Pat
 
 
 register_experiment(Experiment(
-    "init-std", "paper 001 Figure 6: test error vs the std of the normal init, every network at 0% training error "
-    "and the same training loss (plain SGD; min/mean/max over seeds, Spearman rho, verdict)", records, table, render,
+    "init-std", records, table, render,
     cells, default_seeds=DEFAULT_SEEDS, verdict=verdict))

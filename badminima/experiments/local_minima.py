@@ -1,8 +1,10 @@
 """`local-minima`: paper 004 section 2, Table 1 (and Tables 5-7) - bad local minima reached from bad inits.
 
 Rows: the default init; Lemma 1 (an MLP equal to a weight-decayed logistic regression on every training point,
-all ReLUs active; MLPs only); every parameter zero; every bias +20; biases ~ U(-50, 50); biases ~ U(-10, 10)
-trained without momentum (NM). At init and after training we measure, all on the same examples - the whole
+all ReLUs active; MLPs only); every parameter zero; every bias +20 or +10; biases ~ U(-a, a) for a = 5, 10, 50,
+100; biases ~ U(-10, 10) trained without momentum (NM). The cpu preset runs every row; the paper preset runs the
+rows of the table whose dataset and model it is given (TABLES: Table 1, CIFAR-10 MLP; Table 5, CIFAR-10
+ResNet-18; Table 6, CIFAR-100 ResNet-18; Table 7, CIFAR-100 MLP), every row otherwise. At init and after training we measure, all on the same examples - the whole
 training set unless settings["examples"] names a seeded subset, in chunks of 1000 - the loss, the norm of the
 gradient, the smallest and largest Hessian eigenvalues, and the fraction of ReLU units active on every one of
 those examples (all active: the network is affine on them, as at Lemma 1's minima).
@@ -50,7 +52,7 @@ from ..store import Store
 from ..train import derive_seed, evaluate
 from . import Context, Experiment, register_experiment, train_grid
 from .backpropaganda import cached, phase_model, rounded
-from .published004 import SOURCE, TABLE1, TABLE1_MAX_EIGENVALUE_LEMMA1, TABLE5
+from .published004 import SOURCE, TABLE1, TABLE1_MAX_EIGENVALUE_LEMMA1, TABLE5, TABLE6, TABLE7
 
 LINEAR_L2 = 1e-3
 LR, LEMMA1_LR, LEMMA1_LR_PAPER, MOMENTUM = 0.1, 1e-4, 2e-5, 0.9
@@ -68,6 +70,16 @@ ROWS = {  # label -> (init, momentum, lr)
     "bias+20": (InitSpec("bias-shift", bias_shift=20.0), MOMENTUM, LR),
     "bias U(-50,50)": (InitSpec("bias-uniform", bias_uniform=50.0), MOMENTUM, LR),
     "bias U(-10,10) NM": (InitSpec("bias-uniform", bias_uniform=10.0), 0.0, LR),
+    "bias+10": (InitSpec("bias-shift", bias_shift=10.0), MOMENTUM, LR),  # Table 7
+    "bias U(-5,5)": (InitSpec("bias-uniform", bias_uniform=5.0), MOMENTUM, LR),  # Table 7
+    "bias U(-10,10)": (InitSpec("bias-uniform", bias_uniform=10.0), MOMENTUM, LR),  # Tables 5, 7 (with momentum)
+    "bias U(-100,100)": (InitSpec("bias-uniform", bias_uniform=100.0), MOMENTUM, LR),  # Table 6
+}
+TABLES = {  # (dataset, model) -> (the paper's table, its rows: those the paper preset runs, and its numbers)
+    ("cifar10", "mlp"): ("Table 1 (MLP, CIFAR-10)", TABLE1),
+    ("cifar10", "resnet18"): ("Table 5 (ResNet-18, CIFAR-10)", TABLE5),
+    ("cifar100", "resnet18"): ("Table 6 (ResNet-18, CIFAR-100)", TABLE6),
+    ("cifar100", "mlp"): ("Table 7 (MLP, CIFAR-100)", TABLE7),
 }
 
 
@@ -87,15 +99,19 @@ def base_spec(base: RunSpec, preset: str) -> RunSpec:
     return RunSpec(DataSpec(base.data.name, base.data.train_size), model, InitSpec(), recipe)
 
 
-def rows_for(model: ModelSpec) -> list[str]:
-    return [r for r in ROWS if r != "lemma1" or model.name == "mlp"]
+def rows_for(spec: RunSpec, preset: str = "cpu") -> list[str]:
+    """The rows run: the paper preset's table for this dataset and model (TABLES), else every row (Lemma 1 for
+    MLPs only)."""
+    table = TABLES.get((spec.data.name, spec.model.name)) if preset == "paper" else None
+    rows = [r for r in ROWS if r in table[1]] if table else list(ROWS)
+    return [r for r in rows if r != "lemma1" or spec.model.name == "mlp"]
 
 
 def _cells(base: RunSpec, seeds: list[int], preset: str) -> list[tuple[str, RunSpec]]:
     spec = base_spec(base, preset)
     out = []
     for seed in seeds:
-        for row in rows_for(spec.model):
+        for row in rows_for(spec, preset):
             init, momentum, lr = ROWS[row]
             lr = LEMMA1_LR_PAPER if row == "lemma1" and preset == "paper" else lr
             out.append((row, replace(spec, init=init, recipe=replace(spec.recipe, momentum=momentum, lr=lr), seed=seed)))
@@ -196,9 +212,10 @@ def render(folder: Path, store: Store, recs: list[dict], scale: str) -> list[Pat
     paper_rows = []
     for row, values in TABLE1.items():
         paper_rows.append(["Table 1 (MLP, CIFAR-10)", row, *(f"{v:.5g}" for v in values)])
-    for row, values in TABLE5.items():
-        l0, g0, l1, g1 = (f"{v:.6g}" for v in values)
-        paper_rows.append(["Table 5 (ResNet-18, CIFAR-10)", row, l0, g0, None, l1, g1, None])
+    for name, published in list(TABLES.values())[1:]:  # Tables 5-7: no eigenvalues
+        for row, values in published.items():
+            l0, g0, l1, g1 = (f"{v:.6g}" for v in values)
+            paper_rows.append([name, row, l0, g0, None, l1, g1, None])
     examples = recs[0].get("init_examples", "?") if recs else "?"
     steps = recs[0]["steps"] if recs else "?"
     text = (f"# local-minima: paper 004 Table 1 (and Tables 5-7)\n\nOurs: {scale}. Loss, gradient norm, Hessian "
@@ -233,6 +250,5 @@ def render(folder: Path, store: Store, recs: list[dict], scale: str) -> list[Pat
     return paths
 
 
-register_experiment(Experiment("local-minima", "paper 004 Table 1 (5-7): loss, gradient, Hessian extremes and ReLU "
-                               "activity at init and after GD from Lemma 1, zero and large-bias inits", records, table,
+register_experiment(Experiment("local-minima", records, table,
                                render, cells))

@@ -96,5 +96,4 @@ def norm_render(folder: Path, store: Store, records: list[dict], scale: str) -> 
 
 
 register_experiment(Experiment(
-    "norm-vs-error", "paper 001 Figures 4 and 13: normalized test loss, test error and loss vs the product of layer "
-    "Frobenius norms, per family (the networks of normalized-loss)", family_records, norm_table, norm_render, family_cells))
+    "norm-vs-error", family_records, norm_table, norm_render, family_cells))

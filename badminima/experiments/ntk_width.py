@@ -220,6 +220,5 @@ def render(folder: Path, store: Store, recs: list[dict], scale: str) -> list[Pat
     return [md, figure, figure6]
 
 
-register_experiment(Experiment("ntk-width", "paper 004 Figures 1, 6: empirical NTK change (relative, correlation) "
-                               "against width for MLPs, a ConvNet and WideResNets", records, table, render, cells,
+register_experiment(Experiment("ntk-width", records, table, render, cells,
                                default_seeds=DEFAULT_SEEDS, verdict=verdict))

@@ -245,8 +245,6 @@ def adversarial_cells(base: RunSpec, seeds: list[int]) -> list[RunSpec]:
     return [spec for _, spec in _specs(base, seeds, "cpu", True)]
 
 
-register_experiment(Experiment("rank", "paper 004 Tables 4, 9, 10, Figure 2: RankMin / RankMax fine-tuning of a naturally "
-                               "trained model; effective ranks, clean and PGD accuracy", records, table, render, cells,
+register_experiment(Experiment("rank", records, table, render, cells,
                                default_seeds=DEFAULT_SEEDS, verdict=verdict))
-register_experiment(Experiment("rank-adversarial", "paper 004 Tables 4, 10: RankMin / RankMax with 7-step PGD adversarial "
-                               "training", adversarial_records, table, render, adversarial_cells, verdict=verdict))
+register_experiment(Experiment("rank-adversarial", adversarial_records, table, render, adversarial_cells, verdict=verdict))

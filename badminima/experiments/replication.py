@@ -75,5 +75,4 @@ def render(folder: Path, store: Store, recs: list[dict], scale: str) -> list[Pat
     return [md, figure]
 
 
-register_experiment(Experiment("replication", "paper 000 Figure 4: test accuracy against the replication factor R",
-                               records, table, render, cells))
+register_experiment(Experiment("replication", records, table, render, cells))

@@ -207,7 +207,6 @@ def render(folder: Path, store: Store, recs: list[dict], scale: str) -> list[Pat
 
 
 register_experiment(Experiment(
-    "span-theorem", "lecture 002: algorithms whose iterates stay in the span of the data (GD, SGD, heavy ball, "
-    "Nesterov) reach the min-norm interpolant A^+ b from zero (A^+ b + P_null w0 from w0); Adam does not", records,
+    "span-theorem", records,
     table, render, scale=lambda ctx: f"synthetic least squares (float64, torch.optim), {ctx.preset} preset",
     default_seeds=(0, 1, 2), verdict=verdict))

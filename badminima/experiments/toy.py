@@ -90,5 +90,4 @@ def render(folder: Path, store: Store, recs: list[dict], scale: str) -> list[Pat
     return [md, figure]
 
 
-register_experiment(Experiment("toy", "paper 000 Figure 1: 2-D decision boundaries in four settings (fixed toy spec)",
-                               records, table, render, cells))
+register_experiment(Experiment("toy", records, table, render, cells))

@@ -41,6 +41,13 @@ BUILTIN = {
               "VGG16 with batch norm for 32x32 images (CIFAR style), `width` = first-stage channels (default 64)"),
     "resnet18": ("badminima.models.resnet:resnet18",
                  "ResNet18, CIFAR variant (BasicBlocks 2-2-2-2), `width` = stem channels (default 64)"),
+    "resnet18-noskip": ("badminima.models.resnet:resnet18_noskip",
+                        "ResNet18 without skip connections (paper 004 Tables 4, 10), `width` = stem channels (default 64)"),
+    "resnet20-fixup": ("badminima.models.fixup_resnet:resnet20_fixup",
+                       "ResNet-20 with Fixup initialization, no batch norm (paper 004 Tables 3, 8): `width` = first-stage "
+                       "channels (default 16), `depth` = 6n+2 (default 20)"),
+    "mobilenetv2": ("badminima.models.mobilenetv2:mobilenetv2",
+                    "MobileNetV2, CIFAR variant (paper 004 Tables 2, 3): `width` = stem channels (default 32; others scale)"),
     "resnet50": ("badminima.models.resnet:resnet50",
                  "ResNet50, CIFAR variant (Bottlenecks 3-4-6-3), `width` = stem channels (default 64)"),
     "densenet40": ("badminima.models.densenet:densenet40",

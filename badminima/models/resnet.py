@@ -1,5 +1,10 @@
 """ResNet18 and ResNet50 for 32x32 inputs (He et al. 2016, CIFAR variant: 3x3 stem, no max-pool).
-Published sizes for 10 classes: ResNet18 about 11.2M parameters, ResNet50 about 23.5M."""
+Published sizes for 10 classes: ResNet18 about 11.2M parameters, ResNet50 about 23.5M.
+
+`resnet18-noskip` is ResNet18 without skip connections (paper 004, Tables 4 and 10, "ResNet-18 w/o skip
+connections"): each block is its residual branch alone, relu(bn2(conv2(relu(bn1(conv1(x)))))), and the 1x1
+projection shortcuts go with the skips (11,000,138 parameters for 10 classes: ResNet18's 11,173,962 less the
+three projections' 173,824). The paper describes it no further and the authors' code does not hold it."""
 from __future__ import annotations
 
 import torch.nn.functional as F
@@ -20,6 +25,17 @@ class BasicBlock(nn.Module):
     def forward(self, x):
         out = F.relu(self.bn1(self.conv1(x)))
         return F.relu(self.bn2(self.conv2(out)) + self.shortcut(x))
+
+
+class PlainBlock(BasicBlock):
+    """A BasicBlock without its skip connection (and so without a projection shortcut)."""
+
+    def __init__(self, cin: int, planes: int, stride: int):
+        super().__init__(cin, planes, stride)
+        del self.shortcut
+
+    def forward(self, x):
+        return F.relu(self.bn2(self.conv2(F.relu(self.bn1(self.conv1(x))))))
 
 
 class Bottleneck(nn.Module):
@@ -69,6 +85,10 @@ class ResNet(nn.Module):
 
 def resnet18(input_shape, num_classes, width: int = 64) -> nn.Module:
     return ResNet(BasicBlock, [2, 2, 2, 2], input_shape[0], num_classes, width)
+
+
+def resnet18_noskip(input_shape, num_classes, width: int = 64) -> nn.Module:
+    return ResNet(PlainBlock, [2, 2, 2, 2], input_shape[0], num_classes, width)
 
 
 def resnet50(input_shape, num_classes, width: int = 64) -> nn.Module:

@@ -14,6 +14,11 @@ over all parameters. With coefficient c, two forms:
 - "squared": c * (||theta||^2 - mu^2)^2, equation 2 as printed; gradient 4c (||theta||^2 - mu^2) theta.
   At mu = 0 it is c ||theta||^4, not weight decay; the paper gives no coefficient for it.
 
+Negative weight decay (paper 004 appendix A.5: "negative weight decay coefficients ... blowing up parameter
+norm") is the absolute form at mu = 0 with c < 0: c/2 ||theta||^2, gradient c theta, which is the authors'
+update run with a negative `weight_decay` argument and `norm_bias` 0 (torch's SGD refuses a negative weight
+decay; the spec allows c < 0 only with mu = 0 and the absolute form).
+
 The penalty is added to every mini-batch's mean cross-entropy, as SGD's weight decay is.
 """
 from __future__ import annotations
@@ -42,7 +47,8 @@ def norm_bias(model: nn.Module, coefficient: float, mu: float, form: str = "abso
 
 
 def penalty_of(phase: PhaseSpec) -> Callable[[nn.Module], torch.Tensor] | None:
-    """The phase's penalty for `train_phase`, or None when it has none (norm_bias == 0)."""
+    """The phase's penalty for `train_phase`, or None when it has none (norm_bias == 0; negative: negative
+    weight decay)."""
     if not phase.norm_bias:
         return None
     return lambda model: norm_bias(model, phase.norm_bias, phase.norm_bias_mu, phase.norm_bias_form)
