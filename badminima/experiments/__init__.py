@@ -138,3 +138,4 @@ def run_experiment(exp: Experiment, ctx: Context) -> tuple[dict, list[Path]]:
 
 from . import bad_minima, complexity, curves, distances, gap_vs_n, generalization, heuristics, implicit_bias, norm_vs_error, replication, toy  # noqa: E402,F401  (registration)
 from . import local_minima, norm_bias, ntk_width, rank  # noqa: E402,F401  (registration: paper 004)
+from . import error_vs_size, fixed_schedule, other_architectures, output_histogram  # noqa: E402,F401  (registration: paper 001 figures)

@@ -170,7 +170,8 @@ def scatter_figure(path: Path, panels: list[dict], title: str) -> tuple[Path, li
 def series_figure(path: Path, panels: list[dict], title: str) -> Path:
     """Side-by-side line panels. Each panel: `series` {label: (xs, values)} where values[i] is a number or
     the list of numbers over seeds at xs[i] (drawn as the mean with a min-max band), optional `xscale`,
-    `yscale` ("linear", "log"), `xlabel`, `ylabel`, `title`, and `hlines` {label: y} drawn dashed."""
+    `yscale` ("linear", "log"), `xlabel`, `ylabel`, `title`, `hlines` {label: y} drawn dashed and `vlines`
+    {label: x} drawn dotted."""
     fig, axes = plt.subplots(1, len(panels), figsize=(5.0 * len(panels), 4.0), squeeze=False)
     for ax, panel in zip(axes[0], panels):
         for label, (xs, values) in panel["series"].items():
@@ -182,6 +183,8 @@ def series_figure(path: Path, panels: list[dict], title: str) -> Path:
                                 alpha=0.2)
         for label, y in panel.get("hlines", {}).items():
             ax.axhline(y, color="gray", linestyle="--", linewidth=0.8, label=label)
+        for label, x in panel.get("vlines", {}).items():
+            ax.axvline(x, color="gray", linestyle=":", linewidth=0.8, label=label)
         ax.set_xscale(panel.get("xscale", "linear"))
         ax.set_yscale(panel.get("yscale", "linear"))
         ax.set_xlabel(panel.get("xlabel", ""), fontsize=9)
@@ -191,4 +194,17 @@ def series_figure(path: Path, panels: list[dict], title: str) -> Path:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     fig.suptitle(title, fontsize=10)
+    return _save(fig, path)
+
+
+def histogram_figure(path: Path, series: dict[str, tuple[list[float], list[int]]], xlabel: str, title: str) -> Path:
+    """Histograms already counted: {label: (bin edges, counts)}, each drawn as a step outline."""
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    for label, (edges, counts) in series.items():
+        ax.stairs(counts, edges, label=label, fill=len(series) == 1, alpha=0.6 if len(series) == 1 else 1.0)
+    ax.set_xlabel(xlabel, fontsize=9)
+    ax.set_ylabel("counts", fontsize=9)
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
     return _save(fig, path)
