@@ -8,6 +8,7 @@ can redraw every set of every experiment present in OUT. A set's files go to OUT
 from __future__ import annotations
 
 import fnmatch
+import inspect
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -50,6 +51,15 @@ class Experiment:
     scale: Callable[[Context], str] | None = None  # what the records were computed on, if no run spec says it
     default_seeds: tuple[int, ...] | None = None  # seeds when none are given (None: the spec's seed)
     verdict: Callable[[list[dict]], str] | None = None  # one line: does the paper's claim hold in these records?
+
+    def grid(self, base: RunSpec, seeds: list[int], preset: str) -> list[RunSpec]:
+        """The runs of the experiment for `preset` (cells that take a `preset` keyword get it: their grid differs
+        between presets beyond the base spec); [base] for an experiment that trains no grid."""
+        if self.cells is None:
+            return [base]
+        if "preset" in inspect.signature(self.cells).parameters:
+            return self.cells(base, seeds, preset=preset)
+        return self.cells(base, seeds)
 
 
 EXPERIMENTS: dict[str, Experiment] = {}
@@ -96,7 +106,7 @@ def experiment_set(exp: Experiment, ctx: Context) -> tuple[str, dict]:
     (dataset, model, width, depth, training-set size, preset, seeds, and the spec fields changed from the preset)."""
     from ..presets import base_spec
 
-    spec = exp.cells(ctx.base, ctx.seeds)[0] if exp.cells else ctx.base
+    spec = exp.grid(ctx.base, ctx.seeds, ctx.preset)[0]
     seeds = sorted(ctx.seeds)
     set_id = digest({"base": non_default(ctx.base), "preset": ctx.preset, "seeds": seeds})
     changed = _flatten(non_default(ctx.base, base_spec(ctx.preset, ctx.base.data.name)))
@@ -127,8 +137,7 @@ def run_experiment(exp: Experiment, ctx: Context) -> tuple[dict, list[Path]]:
     """Compute the experiment's records, keep them in the store as a set, and write the set's report files.
     Returns the set (as Store.experiments() lists it) and the files."""
     records = exp.records(ctx)
-    scale = exp.scale(ctx) if exp.scale else describe_scale(exp.cells(ctx.base, ctx.seeds)[0] if exp.cells else ctx.base,
-                                                             ctx.preset)
+    scale = exp.scale(ctx) if exp.scale else describe_scale(exp.grid(ctx.base, ctx.seeds, ctx.preset)[0], ctx.preset)
     set_id, label = experiment_set(exp, ctx)
     ctx.store.record_experiment(exp.name, set_id, label, scale, records, ctx.provenance)
     entry = {"name": exp.name, "set_id": set_id, "label": label, "scale": scale, "records": records,

@@ -54,8 +54,8 @@ def widths(preset: str) -> tuple[int, ...]:
 
 # ---- error-vs-n (Figure 1) ---------------------------------------------------------------------------
 
-def n_cells(base: RunSpec, seeds: list[int]) -> list[RunSpec]:
-    spec, _ = gen.experiment_base(base, "cpu", protocol("cpu", base.data.name))
+def n_cells(base: RunSpec, seeds: list[int], preset: str = "cpu") -> list[RunSpec]:
+    spec, _ = gen.experiment_base(base, preset, protocol(preset, base.data.name))
     return [replace(spec, data=replace(spec.data, train_size=None), seed=seed) for seed in seeds]
 
 
@@ -84,22 +84,28 @@ def n_table(records: list[dict]) -> tuple[list[str], list[list]]:
     return header, rows
 
 
-def gap_trend(records: list[dict], labels: str) -> tuple[int, float, int, float] | None:
-    """(smallest N, its mean error gap, largest N, its mean error gap) for `labels`; None without two sizes."""
+def gap_trend(records: list[dict], labels: str) -> dict | None:
+    """The mean error gap per size for `labels`: at the smallest N, at its peak and at the largest N, and whether
+    it falls at every size beyond the peak; None without two sizes."""
     ns, gaps = _mean_by_size(records, labels, "error_gap_percent")
     if len(ns) < 2:
         return None
-    return ns[0], float(np.mean(gaps[0])), ns[-1], float(np.mean(gaps[-1]))
+    means = [float(np.mean(g)) for g in gaps]
+    peak = int(np.argmax(means))
+    return {"first": (ns[0], means[0]), "peak": (ns[peak], means[peak]), "last": (ns[-1], means[-1]),
+            "falls_beyond_peak": peak < len(ns) - 1 and all(b < a for a, b in zip(means[peak:], means[peak + 1:]))}
 
 
 def n_verdict(records: list[dict]) -> str:
     parts = []
     for labels in LABELS:
-        trend = gap_trend(records, labels)
-        if trend:
-            n0, g0, n1, g1 = trend
-            parts.append(f"{labels}: error gap {g0:.1f} points at N = {n0}, {g1:.1f} at N = {n1} "
-                         f"({'shrinks, as the paper' if g1 < g0 else 'does not shrink, unlike the paper'})")
+        t = gap_trend(records, labels)
+        if t:
+            (n0, g0), (np_, gp), (n1, g1) = t["first"], t["peak"], t["last"]
+            trend = ("falls at every size beyond its peak, as the paper's" if t["falls_beyond_peak"] else
+                     "does not fall at every size beyond its peak, unlike the paper's")
+            parts.append(f"{labels}: error gap {g0:.1f} points at N = {n0}, peak {gp:.1f} at N = {np_}, {g1:.1f} at "
+                         f"N = {n1} ({trend})")
     return "Figure 1: " + "; ".join(parts) if parts else "Figure 1: fewer than two training-set sizes measured"
 
 
@@ -145,8 +151,8 @@ def params_grid(base: RunSpec, preset: str, seeds: list[int]) -> list[RunSpec]:
             for seed in seeds for w in widths(preset)]
 
 
-def params_cells(base: RunSpec, seeds: list[int]) -> list[RunSpec]:
-    return params_grid(base, "cpu", seeds)
+def params_cells(base: RunSpec, seeds: list[int], preset: str = "cpu") -> list[RunSpec]:
+    return params_grid(base, preset, seeds)
 
 
 def params_records(ctx: Context) -> list[dict]:

@@ -52,8 +52,8 @@ def protocol(preset: str, dataset: str) -> gen.Protocol:
                    random_labels_network=False)
 
 
-def cells(base: RunSpec, seeds: list[int]) -> list[RunSpec]:
-    spec, proto = gen.experiment_base(base, "cpu", protocol("cpu", base.data.name))
+def cells(base: RunSpec, seeds: list[int], preset: str = "cpu") -> list[RunSpec]:
+    spec, proto = gen.experiment_base(base, preset, protocol(preset, base.data.name))
     return [s for _, s in gen.family(spec, proto, seeds)]
 
 
@@ -200,8 +200,8 @@ def l1_verdict(recs: list[dict]) -> str:
         return "Figure 9: too few networks measured"
     return (f"Figure 9: L1/{L1_DIVISOR:g}-normalized line slope {fit['slope']:.3g}, intercept {fit['intercept']:.3g}, "
             f"R^2 {fit['r2']:.4f} (paper {PAPER_001_FIGURE9_L1_FIT['slope']}, {PAPER_001_FIGURE9_L1_FIT['intercept']}, "
-            f"{PAPER_001_FIGURE9_L1_FIT['r2']}); train losses {scaled[0]:.3g} to {scaled[1]:.3g} below ln C "
-            f"(plain L1: {plain[0]:.2g} to {plain[1]:.2g})")
+            f"{PAPER_001_FIGURE9_L1_FIT['r2']}); ln C minus the normalized train loss {scaled[0]:.3g} to {scaled[1]:.3g} "
+            f"(plain L1, no divisor: {plain[0]:.2g} to {plain[1]:.2g}, flat at ln C)")
 
 
 def l1_render(folder: Path, store: Store, recs: list[dict], scale: str) -> list[Path]:

@@ -58,8 +58,8 @@ def gap_specs(base: RunSpec, proto: Protocol, full: int, seeds: list[int], stret
     return out
 
 
-def gap_cells(base: RunSpec, seeds: list[int]) -> list[RunSpec]:
-    spec, _ = experiment_base(base, "cpu")
+def gap_cells(base: RunSpec, seeds: list[int], preset: str = "cpu") -> list[RunSpec]:
+    spec, _ = experiment_base(base, preset)
     return [replace(spec, data=replace(spec.data, train_size=None), seed=seed) for seed in seeds]
 
 

@@ -155,8 +155,8 @@ def family(base: RunSpec, proto: Protocol, seeds: list[int]) -> list[tuple[dict,
     return out
 
 
-def family_cells(base: RunSpec, seeds: list[int]) -> list[RunSpec]:
-    spec, proto = experiment_base(base, "cpu")
+def family_cells(base: RunSpec, seeds: list[int], preset: str = "cpu") -> list[RunSpec]:
+    spec, proto = experiment_base(base, preset)
     return [s for _, s in family(spec, proto, seeds)]
 
 

@@ -152,10 +152,10 @@ def test_normalized_loss_bn_by_name(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(oa, "bn_protocol", lambda preset, data: replace(protocol(preset, data), random_labels_epochs=20))
     records = run(capsys, tmp_path, "normalized-loss-bn", "--epochs", "2", "--pretrain-epochs", "1",
                   "--train-size", "100", "--width", "8")
-    assert [r["family"] for r in records] == ["init std"] * 4 + ["random pretraining"] * 3 + ["random labels"]
+    assert [r["family"] for r in records] == ["init std"] * 4 + ["random pretraining"] * 5 + ["random labels"]
     rl = records[-1]
     assert rl["train_labels"] == rl["test_labels"] == "random" and rl["test_error_percent"] > 70  # Figure 12's RL
-    for r in (records[2], records[5]):
+    for r in (records[2], records[6]):
         spec, model, ws = network(tmp_path, r["run_id"])
         data = ws.dataset(spec)
         net = model.net
@@ -179,7 +179,7 @@ def test_normalized_loss_bn_by_name(tmp_path, capsys, monkeypatch):
 def test_normalized_loss_resnet_by_name(tmp_path, capsys):
     records = run(capsys, tmp_path, "normalized-loss-resnet", "--epochs", "1", "--pretrain-epochs", "1",
                   "--train-size", "100", "--depth", "14")
-    assert [r["family"] for r in records] == ["init std"] * 2 + ["random pretraining"] * 2  # no RL point (appendix H)
+    assert [r["family"] for r in records] == ["init std"] * 3 + ["random pretraining"] * 3  # no RL point (appendix H)
     index = int(torch.randint(1000, (1,), generator=torch.Generator().manual_seed(2019)))  # the one test example
     assert {r["reference_index"] for r in records} == {index}
     for r in records[::3]:
@@ -209,3 +209,40 @@ def test_output_histogram_by_name(tmp_path, capsys):
     assert r["histogram_counts"] == counts.tolist() and sum(r["histogram_counts"]) == 120
     assert r["histogram_edges"] == pytest.approx(edges.tolist(), rel=1e-6)
     assert r["ln_C"] == pytest.approx(math.log(10))
+
+
+def test_paper_presets_are_the_papers_protocols():
+    """`--preset paper` grids, read against the paper's text (appendices B, C, L and the figure captions); the set's
+    label and the preflight see these grids, not the cpu ones."""
+    from badminima.experiments import get_experiment
+    from badminima.presets import base_spec
+
+    base = base_spec("paper", "cifar10")
+
+    def first(name, preset="paper"):
+        return get_experiment(name).grid(base if preset == "paper" else base_spec("cpu"), [0], preset)
+
+    fig1 = first("error-vs-n")[0]  # Figure 1: 5-layer ConvNet, 16 channels, batch 100, 70 epochs, no stop
+    assert (fig1.model.name, fig1.model.width, fig1.recipe.epochs, fig1.recipe.batch_size) == ("cnn5", 16, 70, 100)
+    assert fig1.recipe.stop_at_train_loss is None and not fig1.recipe.augment and fig1.recipe.weight_decay == 0
+    fig3 = first("error-vs-params")
+    assert {s.model.width for s in fig3} == {4, 8, 16, 32, 64, 128, 256} and {s.recipe.epochs for s in fig3} == {70}
+    fig10 = first("loss-independence")  # L.1.1's 24 filters, "trained ... up to epoch 300", no random-label point
+    assert {(s.model.name, s.model.width, s.recipe.epochs, s.recipe.stop_at_train_loss) for s in fig10} == {
+        ("cnn3", 24, 300, None)}
+    assert {s.init.name for s in fig10} == {"normal", "partial-random-labels"} and len(fig10) == 25 + 7
+    bn = first("normalized-loss-bn")  # Figure 5: 30 epochs of pretraining, 80 epochs, reference 0.006
+    assert {(s.model.name, s.recipe.epochs, s.recipe.stop_at_train_loss) for s in bn if s.recipe.epochs} == {
+        ("cnn5bn", 80, 0.006)}
+    assert sorted(s.init.init_std for s in bn if s.init.name == "normal") == [0.001, 0.01, 0.05, 0.1, 0.15, 0.2]
+    assert sorted(s.init.random_label_fraction for s in bn if s.init.name == "partial-random-labels"
+                  and s.recipe.epochs) == [0.0, 0.01, 0.1, 0.2, 0.4, 0.6, 0.8, 1.0]
+    rl = [s for s in bn if s.recipe.epochs == 0]  # Figure 12's RL point: init std 0.05
+    assert len(rl) == 1 and rl[0].init.init_std == 0.05 and rl[0].init.pretrain.epochs == 800
+    assert {s.init.pretrain.epochs for s in bn if s.init.name == "partial-random-labels" and s.recipe.epochs} == {30}
+    resnet = first("normalized-loss-resnet")  # appendix B: 200 epochs, 0.01 then 0.001 after 100, batch 128, crop+flip
+    assert {(s.model.name, s.model.depth, s.recipe.epochs, s.recipe.lr, s.recipe.lr_milestones, s.recipe.lr_gamma,
+             s.recipe.batch_size, s.recipe.augment) for s in resnet} == {("resnet56", None, 200, 0.01, (100,), 0.1, 128, True)}
+    assert {s.model.depth for s in first("normalized-loss-resnet", "cpu")} == {20}  # cpu: ResNet-20
+    hist = first("output-histogram")  # L.1.2's MNIST net: 34 filters
+    assert [(s.model.name, s.model.width) for s in hist] == [("cnn3", 34)]
