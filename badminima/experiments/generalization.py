@@ -8,7 +8,9 @@ its test loss.
   plus one network trained on random labels only (the red point). Test against train cross-entropy,
   before and after layer-wise Frobenius normalization (`measures.normalized`), with the least-squares line.
 (`norm-vs-error`, Figures 4c and 13, on the same networks, is in norm_vs_error.py.)
-(`gap-vs-n`, appendix I, Figure 19, is in gap_vs_n.py and shares this module's protocol.)
+(`gap-vs-n`, appendix I, Figure 19, is in gap_vs_n.py and shares this module's protocol; so do Figures 1 and 3
+(error_vs_size.py), 9, 10 and 14 (fixed_schedule.py), 2c-d and 11-12 (other_architectures.py) and 20
+(output_histogram.py).)
 
 Choices, where the paper leaves room:
 - A network is the snapshot (epoch) with 0% training error whose un-augmented training cross-entropy is
