@@ -328,7 +328,7 @@ def run_records(args) -> tuple[dict, list[Path]]:
     if args.address is not None and args.executor != "ray":
         raise BadInput("--address is the Ray cluster's: use it with --executor ray")
     ws = Workspace(store=None, data_dir=args.data_dir, device=device, quiet=args.quiet)
-    specs = [check(s) for s in experiment.cells(base, seeds)] if experiment.cells else [base]
+    specs = [check(s) for s in experiment.grid(base, seeds, args.preset)]
     checked = set()
     pool_workers = workers if args.executor != "ray" else 1
     for spec in specs:  # load every dataset, bound the memory and try every model once, before anything is written

@@ -194,7 +194,7 @@ def estimate_command(args, base: RunSpec, device: str) -> int:
     base = check(base)
     seeds = parse_seeds(args.seeds) if args.seeds is not None else (
         list(experiment.default_seeds) if experiment.default_seeds else [base.seed])
-    specs = [check(s) for s in experiment.cells(base, seeds)] if experiment.cells else [base]
+    specs = [check(s) for s in experiment.grid(base, seeds, args.preset)]
     result = estimate(specs, args.data_dir, device, args.steps)
     shape, rows, hours = result["shape"], result["rows"], result["hours"]
     kinds = {kind: {"phases": 0, "epochs": 0, "images": 0, "seconds": 0.0} for kind in ("random-init", "pretrain", "train")

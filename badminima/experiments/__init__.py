@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fnmatch
 import importlib
+import inspect
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -57,6 +58,15 @@ class Experiment:
     def description(self) -> str:
         return BUILTIN.get(self.name, ("", ""))[1]
 
+    def grid(self, base: RunSpec, seeds: list[int], preset: str) -> list[RunSpec]:
+        """The runs of the experiment for `preset` (cells that take a `preset` keyword get it: their grid differs
+        between presets beyond the base spec); [base] for an experiment that trains no grid."""
+        if self.cells is None:
+            return [base]
+        if "preset" in inspect.signature(self.cells).parameters:
+            return self.cells(base, seeds, preset=preset)
+        return self.cells(base, seeds)
+
 
 # The built-in experiments: name -> (the module of this package that registers it, its description). Listing
 # names (`badminima list`, `run --help`) reads only this table and imports no experiment code (nor torch); the
@@ -65,45 +75,71 @@ class Experiment:
 # that every entry resolves to its module).
 BUILTIN = {
     "bad-minima": ("bad_minima", "paper 000: random vs adversarial (Algorithm 1) init x vanilla vs SOTA SGD; Table 2 "
-                   "style summary"),
+                                 "style summary"),
     "curves": ("curves", "paper 000 Figures 2-3: train and test accuracy per epoch, min/mean/max over seeds"),
     "distances": ("distances", "paper 000 Table 1: distances between random/adversarial inits and the vanilla/SOTA "
-                  "solutions"),
+                               "solutions"),
+    "error-vs-n": ("error_vs_size", "paper 001 Figure 1: train and test classification error and their gap vs "
+                                    "training-set size, true and random labels, a 5-layer ConvNet trained a fixed "
+                                    "number of epochs"),
+    "error-vs-normalized-loss": ("fixed_schedule", "paper 001 Figure 14: test classification error vs normalized "
+                                                   "train cross-entropy (the loss- independence runs)"),
+    "error-vs-params": ("error_vs_size", "paper 001 Figure 3: train and test classification error vs number of "
+                                         "parameters at a fixed training set (the error-vs-n network at several "
+                                         "widths)"),
     "fgsm": ("complexity", "paper 000 Figure 6: test accuracy under FGSM for a range of budgets"),
-    "gap-vs-n": ("gap_vs_n", "paper 001 Figures 19 and 1: normalized and unnormalized train/test loss and their gap "
-                 "vs training-set size, on true and on random labels"),
+    "gap-vs-n": ("gap_vs_n", "paper 001 Figure 19: normalized and unnormalized train/test loss and their gap vs "
+                             "training-set size, on true and on random labels"),
     "heuristics": ("heuristics", "paper 000 Table 2: the 8 combinations of augmentation, l2 and momentum"),
-    "init-std": ("init_std", "paper 001 Figure 6: test error vs the std of the normal init, every network at 0% training "
-                 "error and the same training loss (plain SGD; min/mean/max over seeds, Spearman rho, verdict)"),
-    "implicit-bias": ("implicit_bias", "lecture 002: GD on under-determined least squares -> min-norm interpolant "
-                      "(+ null-space part of w_0); GD on separable data -> hard-margin SVM direction along "
-                      "w_hat ln t + w_tilde"),
-    "local-minima": ("local_minima", "paper 004 Tables 1, 5-7: loss, gradient, Hessian extremes and ReLU activity at init and after GD "
-                    "from Lemma 1, zero and large-bias inits"),
-    "norm-bias": ("norm_bias", "paper 004 section 3, A.5, one model: no weight decay vs weight decay vs norm-bias (squared and "
-                 "absolute forms) vs negative weight decay, mean \u00b1 standard error"),
-    "norm-bias-table2": ("norm_bias_tables", "paper 004 Table 2 (non-normalized CIFAR-10): no weight decay vs weight decay vs norm-bias over "
-                        "ResNet-18, DenseNet-40, MobileNetV2"),
-    "norm-bias-table3": ("norm_bias_tables", "paper 004 Table 3 (normalized CIFAR-10): no weight decay vs weight decay vs norm-bias over "
-                        "ResNet-18, DenseNet-40, MobileNetV2, ResNet-20 Fixup, MLP (4 layers)"),
-    "norm-bias-table8": ("norm_bias_tables", "paper 004 Table 8 (normalized CIFAR-100): no weight decay vs weight decay vs norm-bias over "
-                        "ResNet-18, DenseNet-40, ResNet-20 Fixup"),
-    "ntk-evolution": ("ntk_evolution", "paper 004 Figure 3: NTK norm, its correlation with the initial NTK and the parameter norm over "
-                     "training epochs (MLPs, ConvNet)"),
+    "implicit-bias": ("implicit_bias", "lecture 002: GD on under-determined least squares -> min-norm interpolant (+ "
+                                       "null-space part of w_0); GD on separable data -> hard-margin SVM direction "
+                                       "along w_hat ln t + w_tilde"),
+    "init-std": ("init_std", "paper 001 Figure 6: test error vs the std of the normal init, every network at 0% "
+                             "training error and the same training loss (plain SGD; min/mean/max over seeds, Spearman "
+                             "rho, verdict)"),
+    "l1-normalized-loss": ("fixed_schedule", "paper 001 Figure 9: test loss and error vs train loss of the layer-wise "
+                                             "L1-normalized networks (norms divided by 100; the loss-independence "
+                                             "runs)"),
+    "local-minima": ("local_minima", "paper 004 Tables 1, 5-7: loss, gradient, Hessian extremes and ReLU activity at "
+                                     "init and after GD from Lemma 1, zero and large-bias inits"),
+    "loss-independence": ("fixed_schedule", "paper 001 Figure 10: test vs train cross-entropy, unnormalized and "
+                                            "normalized, of networks trained a fixed schedule to different training "
+                                            "losses"),
+    "norm-bias": ("norm_bias", "paper 004 section 3, A.5, one model: no weight decay vs weight decay vs norm-bias "
+                               "(squared and absolute forms) vs negative weight decay, mean ± standard error"),
+    "norm-bias-table2": ("norm_bias_tables", "paper 004 Table 2 (non-normalized CIFAR-10): no weight decay vs weight "
+                                             "decay vs norm-bias over ResNet-18, DenseNet-40, MobileNetV2"),
+    "norm-bias-table3": ("norm_bias_tables", "paper 004 Table 3 (normalized CIFAR-10): no weight decay vs weight "
+                                             "decay vs norm-bias over ResNet-18, DenseNet-40, MobileNetV2, ResNet-20 "
+                                             "Fixup, MLP (4 layers)"),
+    "norm-bias-table8": ("norm_bias_tables", "paper 004 Table 8 (normalized CIFAR-100): no weight decay vs weight "
+                                             "decay vs norm-bias over ResNet-18, DenseNet-40, ResNet-20 Fixup"),
     "norm-vs-error": ("norm_vs_error", "paper 001 Figures 4 and 13: normalized test loss, test error and loss vs the "
-                      "product of layer Frobenius norms, per family (the networks of normalized-loss)"),
+                                       "product of layer Frobenius norms, per family (the networks of "
+                                       "normalized-loss)"),
     "normalized-loss": ("generalization", "paper 001 Figure 2: test vs train cross-entropy of networks at the same "
-                        "train loss, unnormalized and layer-wise normalized, with least-squares lines"),
+                                          "train loss, unnormalized and layer-wise normalized, with least-squares "
+                                          "lines"),
+    "normalized-loss-bn": ("other_architectures", "paper 001 Figures 11-12: the normalized-loss family on the 5-layer "
+                                                  "batch-norm ConvNet of appendix L.2 (batch norm folded, then "
+                                                  "normalized)"),
+    "normalized-loss-resnet": ("other_architectures", "paper 001 Figure 2c-d: test vs train cross-entropy of "
+                                                      "ResNet-56 networks, unnormalized and normalized by the output "
+                                                      "norm on one example"),
     "norms": ("complexity", "paper 000 Figure 5: Frobenius, path and spectral norms per setting"),
+    "ntk-evolution": ("ntk_evolution", "paper 004 Figure 3: NTK norm, its correlation with the initial NTK and the "
+                                       "parameter norm over training epochs (MLPs, ConvNet)"),
     "ntk-width": ("ntk_width", "paper 004 Figures 1, 6: empirical NTK change (relative, correlation) against width "
-                  "for MLPs, a ConvNet and WideResNets"),
+                               "for MLPs, a ConvNet and WideResNets"),
+    "output-histogram": ("output_histogram", "paper 001 Figure 20: histogram of the most likely class's output of the "
+                                             "layer-wise normalized network on the training set"),
     "rank": ("rank", "paper 004 Tables 4, 9, 10, Figure 2: RankMin / RankMax fine-tuning of a naturally trained "
-             "model; effective ranks, clean and PGD accuracy"),
+                     "model; effective ranks, clean and PGD accuracy"),
     "rank-adversarial": ("rank", "paper 004 Tables 4, 10: RankMin / RankMax with 7-step PGD adversarial training"),
     "replication": ("replication", "paper 000 Figure 4: test accuracy against the replication factor R"),
     "span-theorem": ("span_theorem", "lecture 002: algorithms whose iterates stay in the span of the data (GD, SGD, "
-                     "heavy ball, Nesterov) reach the min-norm interpolant A^+ b from zero (A^+ b + P_null w0 from w0); "
-                     "Adam does not"),
+                                     "heavy ball, Nesterov) reach the min-norm interpolant A^+ b from zero (A^+ b + "
+                                     "P_null w0 from w0); Adam does not"),
     "toy": ("toy", "paper 000 Figure 1: 2-D decision boundaries in four settings (fixed toy spec)"),
 }
 
@@ -159,7 +195,7 @@ def experiment_set(exp: Experiment, ctx: Context) -> tuple[str, dict]:
     (dataset, model, width, depth, training-set size, preset, seeds, and the spec fields changed from the preset)."""
     from ..presets import base_spec
 
-    spec = exp.cells(ctx.base, ctx.seeds)[0] if exp.cells else ctx.base
+    spec = exp.grid(ctx.base, ctx.seeds, ctx.preset)[0]
     seeds = sorted(ctx.seeds)
     set_id = digest({"base": non_default(ctx.base), "preset": ctx.preset, "seeds": seeds})
     changed = _flatten(non_default(ctx.base, base_spec(ctx.preset, ctx.base.data.name)))
@@ -190,8 +226,7 @@ def run_experiment(exp: Experiment, ctx: Context) -> tuple[dict, list[Path]]:
     """Compute the experiment's records, keep them in the store as a set, and write the set's report files.
     Returns the set (as Store.experiments() lists it) and the files."""
     records = exp.records(ctx)
-    scale = exp.scale(ctx) if exp.scale else describe_scale(exp.cells(ctx.base, ctx.seeds)[0] if exp.cells else ctx.base,
-                                                             ctx.preset)
+    scale = exp.scale(ctx) if exp.scale else describe_scale(exp.grid(ctx.base, ctx.seeds, ctx.preset)[0], ctx.preset)
     set_id, label = experiment_set(exp, ctx)
     ctx.store.record_experiment(exp.name, set_id, label, scale, records, ctx.provenance)
     entry = {"name": exp.name, "set_id": set_id, "label": label, "scale": scale, "records": records,

@@ -8,7 +8,9 @@ its test loss.
   plus one network trained on random labels only (the red point). Test against train cross-entropy,
   before and after layer-wise Frobenius normalization (`measures.normalized`), with the least-squares line.
 (`norm-vs-error`, Figures 4c and 13, on the same networks, is in norm_vs_error.py.)
-(`gap-vs-n`, appendix I, Figure 19, is in gap_vs_n.py and shares this module's protocol.)
+(`gap-vs-n`, appendix I, Figure 19, is in gap_vs_n.py and shares this module's protocol; so do Figures 1 and 3
+(error_vs_size.py), 9, 10 and 14 (fixed_schedule.py), 2c-d and 11-12 (other_architectures.py) and 20
+(output_histogram.py).)
 
 Choices, where the paper leaves room:
 - A network is the snapshot (epoch) with 0% training error whose un-augmented training cross-entropy is
@@ -69,8 +71,10 @@ class Protocol:
     init_stds: tuple[float, ...]  # standard deviations of the normal inits (appendix B)
     corrupted_fractions: tuple[float, ...]  # fractions p of random labels in pretraining (appendix C)
     random_labels_std: float | None  # init std of the random-label network (None: the default init)
-    random_labels_epochs: int  # epoch cap of the random-label network
+    random_labels_epochs: int | None  # epoch cap of the random-label network (None: the recipe's)
     size_fractions: tuple[float, ...]  # gap-vs-n: training-set sizes as fractions of the whole split
+    random_labels_network: bool = True  # the family includes the network trained on random labels only
+    random_labels_test: bool = False  # ... and tests it on random test labels (else on the true ones)
 
 
 # cpu: paper 001's 3-layer ConvNet (`cnn3`, widened to 64 filters on MNIST-1D so that it can fit random labels),
@@ -143,15 +147,18 @@ def family(base: RunSpec, proto: Protocol, seeds: list[int]) -> list[tuple[dict,
         out += [({"family": "random pretraining", "value": p},
                  replace(base, init=InitSpec("partial-random-labels", random_label_fraction=p, pretrain=proto.pretrain),
                          seed=seed)) for p in proto.corrupted_fractions]
+        if not proto.random_labels_network:
+            continue
         random_labels = InitSpec("partial-random-labels", random_label_fraction=1.0, init_std=proto.random_labels_std,
-                                 pretrain=replace(base.recipe, epochs=proto.random_labels_epochs))
+                                 pretrain=replace(base.recipe, epochs=base.recipe.epochs if proto.random_labels_epochs is None
+                                                  else proto.random_labels_epochs))
         out.append(({"family": "random labels", "value": 1.0},
                     replace(base, init=random_labels, recipe=replace(base.recipe, epochs=0), seed=seed)))
     return out
 
 
-def family_cells(base: RunSpec, seeds: list[int]) -> list[RunSpec]:
-    spec, proto = experiment_base(base, "cpu")
+def family_cells(base: RunSpec, seeds: list[int], preset: str = "cpu") -> list[RunSpec]:
+    spec, proto = experiment_base(base, preset)
     return [s for _, s in family(spec, proto, seeds)]
 
 
@@ -161,13 +168,21 @@ def check_normalizable(ctx: Context, spec: RunSpec) -> None:
     normalized_network(ctx.ws.skeleton(spec))
 
 
-def family_records(ctx: Context) -> list[dict]:
-    base, proto = experiment_base(ctx.base, ctx.preset)
-    check_normalizable(ctx, base)
+def family_records(ctx: Context, proto: Protocol | None = None, measure=None) -> list[dict]:
+    """Train the family of `proto` (default: this module's protocol) and measure every network with `measure`
+    (see `measure_network`; default `losses`, after checking that the architecture can be normalized layer-wise:
+    a caller giving its own measure checks what it needs before calling)."""
+    base, proto = experiment_base(ctx.base, ctx.preset, proto)
+    if measure is None:
+        check_normalizable(ctx, base)
     cells = family(base, proto, ctx.seeds)
     summaries = train_grid(ctx, [spec for _, spec in cells], "generalization puzzles")
-    return [{**label, "seed": spec.seed, **measure_network(ctx, spec, summary, label["family"] == "random labels")}
-            for (label, spec), summary in zip(cells, summaries)]
+    out = []
+    for (label, spec), summary in zip(cells, summaries):
+        random = label["family"] == "random labels"
+        out.append({**label, "seed": spec.seed, **measure_network(ctx, spec, summary, random,
+                                                                   random and proto.random_labels_test, measure)})
+    return out
 
 
 def closest_snapshot(candidates: list[dict], reference: float) -> dict | None:
@@ -185,13 +200,16 @@ def _capped(spec: RunSpec, on_random_labels: bool, epochs: int) -> RunSpec:
     return replace(spec, recipe=replace(spec.recipe, epochs=epochs, stop_at_train_loss=None))
 
 
-def _snapshot(ctx: Context, spec: RunSpec, on_random_labels: bool, x, y, reference: float):
-    """(model, {"epoch", "zero_train_error"}) of the paper's snapshot rule (see the module doc)."""
+def _snapshot(ctx: Context, spec: RunSpec, on_random_labels: bool, x, y, reference: float | None):
+    """(model, {"epoch", "zero_train_error"}) of the paper's snapshot rule (see the module doc); without a
+    reference loss (a fixed schedule), the network at the end of its schedule."""
     phases = plan(spec)
     stopping = phases[1 if on_random_labels else -1].id
     row = ctx.store.phase(stopping) or {}
     last = row.get("epochs") or 0
     final = load_final(ctx.store, phases[-1].id, ctx.ws.skeleton(spec)).eval()
+    if reference is None:
+        return final, {"epoch": last, "zero_train_error": evaluate(final, x, y)[1] == 1.0}
     candidates = [{"epoch": last, "model": final}]
     history = ctx.store.epochs(stopping)
     before = history[last - 2].get("clean_train_loss") if row.get("stop_reason") == "reference train loss" and last >= 2 else None
@@ -220,10 +238,11 @@ def random_test_labels(spec: RunSpec, data) -> torch.Tensor:
 
 
 def measure_network(ctx: Context, spec: RunSpec, summary: dict, on_random_labels: bool = False,
-                    random_test: bool = False) -> dict:
+                    random_test: bool = False, measure=None) -> dict:
     """Losses (unnormalized and layer-wise normalized), errors and norms of a run's network at the paper's
-    snapshot (see the module doc). The random-label network (trained only in its pretraining phase) is
-    measured on its pretraining labels, and on random test labels if `random_test`."""
+    snapshot (see the module doc): `measure(model, x, y, x_test, y_test) -> dict`, default `losses`. The
+    random-label network (trained only in its pretraining phase) is measured on its pretraining labels, and on
+    random test labels if `random_test`."""
     phases = plan(spec)
     reached_phase = ctx.store.phase(phases[1 if on_random_labels else -1].id) or {}
     reference = (spec.init.pretrain if on_random_labels else spec.recipe).stop_at_train_loss
@@ -238,7 +257,7 @@ def measure_network(ctx: Context, spec: RunSpec, summary: dict, on_random_labels
     model, snapshot = _snapshot(ctx, spec, on_random_labels, x, y, reference)
     y_test = random_test_labels(spec, data) if random_test else data.y_test
     return {**out, "train_size": len(y), "snapshot_epoch": snapshot["epoch"],
-            "zero_train_error": snapshot["zero_train_error"], **losses(model, x, y, data.x_test, y_test)}
+            "zero_train_error": snapshot["zero_train_error"], **(measure or losses)(model, x, y, data.x_test, y_test)}
 
 
 def losses(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, x_test: torch.Tensor, y_test: torch.Tensor) -> dict:

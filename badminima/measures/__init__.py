@@ -12,7 +12,7 @@ from .distance import relative_distance, relative_distance_per_layer  # noqa: F4
 from .layers import fold_batchnorm, inner_layers, input_sizes, is_shortcut, weight_layers  # noqa: F401
 from .margins import (boundary_length, class_regions, decision_boundary_summary, decision_grid,  # noqa: F401
                       margin_percentile, margin_summary, output_margins)
-from .normalized import (normalization_factors, normalized_cross_entropy, normalized_network,  # noqa: F401
+from .normalized import (L1_DIVISOR, normalization_factors, normalized_cross_entropy, normalized_network,  # noqa: F401
                          output_normalized_cross_entropy)
 from .norms import (conv_operator_norm, conv_singular_values, frobenius_norm, l1_path_norm, l2_path_norm,  # noqa: F401
                     layer_frobenius_norms, layer_singular_values, path_norm, product_of_frobenius_norms,

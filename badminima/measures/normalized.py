@@ -1,7 +1,7 @@
 """The layer-wise normalized network and its cross-entropy (paper 001, sections 1-2 and appendix A).
 
 Paper 001 divides every layer's weight matrix by its norm, V_k = W_k / rho_k (Frobenius "L2" norm in
-Figure 2, entrywise L1 in Figure 9), so that for a ReLU network, positively homogeneous,
+Figure 2, entrywise L1 divided by 100 in Figure 9: `normalized_network`'s divisor), so that for a ReLU network, positively homogeneous,
 f(V_1..V_K; x) = f(W_1..W_K; x) / (rho_1 ... rho_K): the predictions (argmax) are unchanged and only the
 scale of the logits, hence the cross-entropy, changes. Its networks have "no biases apart from the
 input layer where the bias is instantiated by one of the input dimensions being a constant" (section 2).
@@ -59,19 +59,30 @@ def _chain(net: nn.Module) -> list[nn.Module]:
 
 
 @torch.no_grad()
-def normalization_factors(model: nn.Module, norm: str = "fro") -> list[float]:
-    """rho_1, ..., rho_K of the batch-norm-folded network (first layer's bias included, see module doc)."""
-    return _normalize(model, norm)[1]
+def normalization_factors(model: nn.Module, norm: str = "fro", divisor: float = 1.0) -> list[float]:
+    """rho_1, ..., rho_K of the batch-norm-folded network (first layer's bias included, see module doc):
+    each layer's norm divided by `divisor`."""
+    return _normalize(model, norm, divisor)[1]
 
 
 @torch.no_grad()
-def normalized_network(model: nn.Module, norm: str = "fro") -> nn.Module:
-    """A copy of `model` (in eval mode) with every layer normalized: W_k / rho_k, biases as in the module
-    doc; its logits are the original's divided by prod(rho), its predictions the same."""
-    return _normalize(model, norm)[0]
+def normalized_network(model: nn.Module, norm: str = "fro", divisor: float = 1.0) -> nn.Module:
+    """A copy of `model` (in eval mode) with every layer normalized: W_k / rho_k with rho_k = ||W_k|| / divisor,
+    biases as in the module doc; its logits are the original's divided by prod(rho), its predictions the same.
+
+    `divisor` 1 (the default) puts every layer on the unit sphere of its norm. Paper 001's Figure 9 normalizes
+    "layerwise by the L1 norm (divided by 100 to avoid numerical issues because the L1 norms are here very
+    large)": rho_k = ||W_k||_1 / 100, i.e. every layer on the L1 sphere of radius 100 (`L1_DIVISOR`); with the
+    plain L1 norm a layer's entries are so small that the logits vanish and the loss is flat at ln C."""
+    return _normalize(model, norm, divisor)[0]
 
 
-def _normalize(model: nn.Module, norm: str) -> tuple[nn.Module, list[float]]:
+L1_DIVISOR = 100.0  # paper 001, Figure 9's caption
+
+
+def _normalize(model: nn.Module, norm: str, divisor: float = 1.0) -> tuple[nn.Module, list[float]]:
+    if not divisor > 0:
+        raise ValueError(f"the divisor of the layer norms must be positive, got {divisor}")
     out = copy.deepcopy(model).eval()
     net = fold_batchnorm(architecture(out))
     if hasattr(out, "net"):
@@ -88,6 +99,7 @@ def _normalize(model: nn.Module, norm: str) -> tuple[nn.Module, list[float]]:
             rho = _layer_norm(torch.cat([w.flatten(), m.bias.detach().flatten()]), norm)
         else:
             rho = _layer_norm(w, norm)
+        rho = rho / divisor
         cumulative = cumulative * rho
         rhos.append(float(rho))
         m.weight.copy_((w.double() / rho).to(w.dtype))
@@ -111,10 +123,11 @@ def _cross_entropy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, scale: fl
 
 
 def normalized_cross_entropy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, norm: str = "fro",
-                             batch_size: int = 1024) -> float:
+                             batch_size: int = 1024, divisor: float = 1.0) -> float:
     """Mean cross-entropy of the layer-wise normalized network on (x, y) (paper 001, Figures 2 and 9-12;
-    equation 10 for the multi-class loss). `norm`: "fro" (L2, the paper's default) or "l1" (entrywise)."""
-    return _cross_entropy(normalized_network(model, norm), x, y, batch_size=batch_size)
+    equation 10 for the multi-class loss). `norm`: "fro" (L2, the paper's default) or "l1" (entrywise);
+    `divisor`: see `normalized_network` (Figure 9: "l1" with L1_DIVISOR)."""
+    return _cross_entropy(normalized_network(model, norm, divisor), x, y, batch_size=batch_size)
 
 
 @torch.no_grad()

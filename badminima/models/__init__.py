@@ -37,6 +37,15 @@ BUILTIN = {
     "cnn3": ("badminima.models.puzzles_cnn:cnn3", "paper 001 appendix L.1: `depth` conv layers (default 2) of `width` "
              "5x5 filters (default 24), stride 2, padding 2, bias in the first layer only, ReLU, no pooling, then a "
              "bias-free linear layer; 1-D convolutions for signals"),
+    "cnn5": ("badminima.models.puzzles_cnn:cnn5", "paper 001 Figures 1 and 3: `depth` conv layers (default 4) of `width` "
+             "3x3 filters (default 16), stride 2, padding 1, bias in the first layer only, ReLU, no pooling, then a "
+             "bias-free linear layer (8 000 parameters on CIFAR-10); 1-D convolutions for signals"),
+    "cnn5bn": ("badminima.models.puzzles_cnn:cnn5bn", "paper 001 appendix L.2: conv layers of `width` x (1, 2, 2, 4) 3x3 "
+               "filters (default 32, 64, 64, 128), stride 2, each with batch norm and ReLU, no pooling, then a linear "
+               "layer; 1-D convolutions for signals"),
+    "resnet56": ("badminima.models.resnet:resnet56", "CIFAR ResNet of He et al. 2016 (paper 001 Figure 2c-d): depth "
+                 "6n + 2 (`depth`, default 56 = 3 stages x 9 basic blocks), `width` = first-stage channels (default 16), "
+                 "zero-padded identity shortcuts; 853 018 parameters for 10 classes; 1-D convolutions for signals"),
     "vgg16": ("badminima.models.vgg:vgg16",
               "VGG16 with batch norm for 32x32 images (CIFAR style), `width` = first-stage channels (default 64)"),
     "resnet18": ("badminima.models.resnet:resnet18",

@@ -1,4 +1,5 @@
-"""ResNet18 and ResNet50 for 32x32 inputs (He et al. 2016, CIFAR variant: 3x3 stem, no max-pool).
+"""ResNet18 and ResNet50 for 32x32 inputs (He et al. 2016, CIFAR variant: 3x3 stem, no max-pool), and the CIFAR
+ResNets of depth 6n + 2 (ResNet-56 and its family; below).
 Published sizes for 10 classes: ResNet18 about 11.2M parameters, ResNet50 about 23.5M.
 
 `resnet18-noskip` is ResNet18 without skip connections (paper 004, Tables 4 and 10, "ResNet-18 w/o skip
@@ -9,6 +10,8 @@ from __future__ import annotations
 
 import torch.nn.functional as F
 from torch import nn
+
+from ..errors import BadInput
 
 
 class BasicBlock(nn.Module):
@@ -93,3 +96,65 @@ def resnet18_noskip(input_shape, num_classes, width: int = 64) -> nn.Module:
 
 def resnet50(input_shape, num_classes, width: int = 64) -> nn.Module:
     return ResNet(Bottleneck, [3, 4, 6, 3], input_shape[0], num_classes, width)
+
+
+# ---- the CIFAR ResNets of He et al. 2016, section 4.2 (ResNet-20/32/44/56/110) --------------------------------
+# Depth 6n + 2: a 3x3 stem of 16 filters, three stages of n basic blocks with 16, 32, 64 filters on maps of
+# 32, 16, 8 (the first block of stages 2 and 3 has stride 2), global average pooling and a linear layer.
+# Shortcuts are identities, zero-padded in channels and subsampled where the shape changes ("option A",
+# parameter-free, which He et al. use on CIFAR). ResNet-56 (n = 9): 853 018 parameters for 10 classes,
+# He et al.'s Table 6 "0.85M". Paper 001 (Figure 2c-d, appendix L.3) trains ResNet-56 "as detailed in He et al.".
+
+class _PaddedIdentity(nn.Module):
+    """Option A shortcut: x subsampled by `stride` and zero-padded from `cin` to `cout` channels."""
+
+    def __init__(self, cin: int, cout: int, stride: int):
+        super().__init__()
+        self.extra, self.stride = cout - cin, stride
+
+    def forward(self, x):
+        x = x[(slice(None), slice(None)) + (slice(None, None, self.stride),) * (x.dim() - 2)]
+        return F.pad(x, (0, 0) * (x.dim() - 2) + (0, self.extra))
+
+
+class _CifarBlock(nn.Module):
+    def __init__(self, conv, norm, cin: int, cout: int, stride: int):
+        super().__init__()
+        self.conv1, self.bn1 = conv(cin, cout, 3, stride, 1, bias=False), norm(cout)
+        self.conv2, self.bn2 = conv(cout, cout, 3, 1, 1, bias=False), norm(cout)
+        self.shortcut = nn.Identity() if stride == 1 and cin == cout else _PaddedIdentity(cin, cout, stride)
+
+    def forward(self, x):
+        out = F.relu(self.bn1(self.conv1(x)))
+        return F.relu(self.bn2(self.conv2(out)) + self.shortcut(x))
+
+
+class CifarResNet(nn.Module):
+    def __init__(self, input_shape, num_classes: int, width: int, blocks_per_stage: int):
+        super().__init__()
+        cin, *spatial = input_shape
+        conv = {1: nn.Conv1d, 2: nn.Conv2d}.get(len(spatial))
+        norm = {1: nn.BatchNorm1d, 2: nn.BatchNorm2d}.get(len(spatial))
+        if conv is None:
+            raise BadInput(f"the CIFAR ResNet takes signals (C, L) or images (C, H, W), got {tuple(input_shape)}")
+        self.conv1, self.bn1 = conv(cin, width, 3, 1, 1, bias=False), norm(width)
+        blocks, channels = [], width
+        for stage in range(3):
+            for j in range(blocks_per_stage):
+                cout = width * 2 ** stage
+                blocks.append(_CifarBlock(conv, norm, channels, cout, 2 if stage > 0 and j == 0 else 1))
+                channels = cout
+        self.layers = nn.Sequential(*blocks)
+        self.linear = nn.Linear(channels, num_classes)
+
+    def forward(self, x):
+        out = self.layers(F.relu(self.bn1(self.conv1(x))))
+        return self.linear(out.mean(dim=tuple(range(2, out.dim()))))
+
+
+def resnet56(input_shape, num_classes, width: int = 16, depth: int = 56) -> nn.Module:
+    """He et al.'s CIFAR ResNet of depth 6n + 2 (default 56, n = 9), `width` stem channels (default 16);
+    1-D convolutions for signals."""
+    if depth < 8 or (depth - 2) % 6:
+        raise BadInput(f"the CIFAR ResNet's depth is 6n + 2 (20, 32, 44, 56, 110, ...), got {depth}")
+    return CifarResNet(input_shape, num_classes, width, (depth - 2) // 6)

@@ -298,16 +298,32 @@ def scatter_figure(path: Path, panels: list[dict], title: str) -> tuple[Path, li
 def series_figure(path: Path, panels: list[dict], title: str) -> Path:
     """Line panels, two to a row. Each panel: `series` {label: (xs, values)} where values[i] is a number or
     the list of numbers over seeds at xs[i] (drawn as the mean with a min-max band), optional `xscale`,
-    `yscale` ("linear", "log"), `xlabel`, `ylabel`, `title`, and `hlines` {label: y}: reference lines."""
+    `yscale` ("linear", "log"), `xlabel`, `ylabel`, `title`, `hlines` {label: y}: reference lines, and `vlines`
+    {label: x}: vertical reference lines (a value per x may be one number or one per seed)."""
     with plt.rc_context(FONTS):
         fig, axes = panel_axes(len(panels))
         for ax, panel in zip(axes, panels):
             for k, (label, (xs, values)) in enumerate(panel["series"].items()):
+                values = [v if isinstance(v, (list, tuple)) else [v] for v in values]
                 _mean_band(ax, xs, values, label, k)
             _references(ax, panel.get("hlines", {}))
+            for k, (label, x) in enumerate(panel.get("vlines", {}).items(), start=len(panel.get("hlines", {}))):
+                ax.axvline(x, label=readable(label), **reference_style(k))
             ax.set_xscale(panel.get("xscale", "linear"))
             ax.set_yscale(panel.get("yscale", "linear"))
             _integer_ticks(ax, [x for xs, _ in panel["series"].values() for x in xs])
             _finish(ax, panel.get("xlabel", ""), panel.get("ylabel", ""), panel.get("title", ""))
+        _suptitle(fig, title)
+        return _save(fig, path, title)
+
+
+def histogram_figure(path: Path, series: dict[str, tuple[list[float], list[int]]], xlabel: str, title: str) -> Path:
+    """Histograms already counted: {label: (bin edges, counts)}, each drawn as a step outline."""
+    with plt.rc_context(FONTS):
+        fig, (ax,) = panel_axes(1)
+        for k, (label, (edges, counts)) in enumerate(series.items()):
+            ax.stairs(counts, edges, label=readable(label), fill=len(series) == 1,
+                      alpha=0.6 if len(series) == 1 else 1.0, linestyle=series_style(k)["linestyle"])
+        _finish(ax, xlabel, "counts")
         _suptitle(fig, title)
         return _save(fig, path, title)

@@ -75,3 +75,32 @@ def test_residual_nets_are_refused():
     model = build_model("resnet18", (3, 8, 8), 3, torch.zeros(3), torch.ones(3), width=2)
     with pytest.raises(BadInput, match="sequential"):
         normalized_network(model)
+
+
+def test_l1_normalization_with_figure_9s_divisor_by_hand():
+    """Paper 001 Figure 9: every layer divided by its entrywise L1 norm over 100. A 2-2-2 ReLU net by hand:
+    [W1, b1] has L1 norm 1 + 2 + 3 + 0.5 + 0.5 + 1 = 8 and W2 2 + 1 + 1 + 4 = 8, so rho = (0.08, 0.08) and the
+    normalized logits are f / 0.0064."""
+    from badminima.measures import L1_DIVISOR
+
+    net = nn.Sequential(nn.Linear(2, 2), nn.ReLU(), nn.Linear(2, 2, bias=False))
+    with torch.no_grad():
+        net[0].weight.copy_(torch.tensor([[1.0, -2.0], [3.0, 0.5]]))
+        net[0].bias.copy_(torch.tensor([0.5, -1.0]))
+        net[2].weight.copy_(torch.tensor([[2.0, -1.0], [1.0, 4.0]]))
+    x = torch.tensor([[0.01, 0.002], [0.2, -0.1], [0.5, 0.0]])
+    y = torch.tensor([1, 1, 0])
+    assert L1_DIVISOR == 100
+    assert normalization_factors(net, "l1", L1_DIVISOR) == pytest.approx([0.08, 0.08], rel=1e-12)
+    # h = relu(W1 x + b1): (0.506, 0), (0.9, 0), (1, 0.5); f = W2 h: (1.012, 0.506), (1.8, 0.9), (1.5, 3);
+    # z = f / 0.0064: (158.125, 79.0625), (281.25, 140.625), (234.375, 468.75); the losses log(sum e^z) - z_y are
+    # the gaps 79.0625, 140.625 and 234.375 (to e^-79 and less)
+    expected = (79.0625 + 140.625 + 234.375) / 3
+    assert normalized_cross_entropy(net, x, y, "l1", divisor=L1_DIVISOR) == pytest.approx(expected, rel=1e-6)  # float32 weights
+    # plain L1 (divisor 1): rho = (8, 8), logits f / 64, 10^4 times smaller
+    assert normalization_factors(net, "l1") == pytest.approx([8.0, 8.0], rel=1e-12)
+    z = [[1.012 / 64, 0.506 / 64], [1.8 / 64, 0.9 / 64], [1.5 / 64, 3.0 / 64]]
+    plain = sum(math.log(math.exp(a) + math.exp(b)) - (a, b)[label] for (a, b), label in zip(z, [1, 1, 0])) / 3
+    assert normalized_cross_entropy(net, x, y, "l1") == pytest.approx(plain, rel=1e-6)
+    with pytest.raises(ValueError, match="positive"):
+        normalized_network(net, "l1", divisor=0.0)
