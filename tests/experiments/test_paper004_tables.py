@@ -20,6 +20,7 @@ from badminima.spec import DataSpec, ModelSpec, PhaseSpec, RunSpec, merge, non_d
 from badminima.store import Store
 from badminima.train.loop import train_phase
 from badminima.train.regularizers import penalty_of
+from test_norm_bias import _authors as _authors_steps  # the authors' update, written out once
 
 TINY_MODELS = {"ResNet-18": ModelSpec("resnet18", width=1), "DenseNet-40": ModelSpec("densenet40", width=2, depth=7),
                "MobileNetV2": ModelSpec("mobilenetv2", width=1), "ResNet-20 Fixup": ModelSpec("resnet20-fixup", width=2, depth=8),
@@ -54,21 +55,6 @@ def test_standardize_is_a_data_spec_option_that_keeps_old_ids(tmp_path):
 
 
 # ---- negative weight decay ----------------------------------------------------------------------------------
-
-def _authors_steps(model, x, y, lr, momentum, coefficient, mu_squared, steps):
-    """The authors' NormBias/main.py update, rewritten: grad += c * sign(||theta||^2 - mu^2) * p, then SGD."""
-    model = copy.deepcopy(model)
-    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum)
-    for _ in range(steps):
-        opt.zero_grad()
-        F.cross_entropy(model(x), y).backward()
-        with torch.no_grad():
-            diff = sum(float((p * p).sum()) for p in model.parameters()) - mu_squared
-            for p in model.parameters():
-                p.grad += (coefficient if diff > 0 else -coefficient if diff < 0 else 0.0) * p
-        opt.step()
-    return torch.cat([p.detach().flatten() for p in model.parameters()])
-
 
 def test_negative_weight_decay_is_the_authors_update_with_a_negative_coefficient():
     torch.manual_seed(0)
