@@ -23,7 +23,6 @@ import sqlite3
 import sys
 import time
 import tomllib
-from dataclasses import replace
 from pathlib import Path
 
 from . import __version__, jsonsafe

@@ -28,7 +28,7 @@ from .data import Dataset, load_dataset
 from .data.augment import augment
 from .errors import BadInput
 from .models import build_model
-from .runs import Workspace, check, plan
+from .runs import check, plan
 from .spec import PhaseSpec, RunSpec
 from .store import save_checkpoint
 from .store.checkpoints import model_tensors, optimizer_payload

@@ -26,7 +26,6 @@ import concurrent.futures as cf
 import os
 import socket
 import sqlite3
-import sys
 import threading
 import time
 import uuid

@@ -47,7 +47,7 @@ from ..presets import user_model
 from ..report.figures import bars_figure
 from ..report.tables import markdown_table
 from ..runs import plan
-from ..spec import DataSpec, InitSpec, ModelSpec, PhaseSpec, RunSpec
+from ..spec import DataSpec, InitSpec, PhaseSpec, RunSpec
 from ..store import Store
 from ..train import derive_seed, evaluate
 from . import Context, Experiment, register_experiment, train_grid

@@ -77,7 +77,6 @@ def null_projector(a: np.ndarray) -> np.ndarray:
 def _optimizer(name: str, w: torch.Tensor, a: np.ndarray, s: Settings):
     """(optimizer, scheduler or None, steps per epoch as index batches, epochs)."""
     lipschitz = float(np.linalg.norm(a, 2)) ** 2
-    rows = list(range(a.shape[0]))
     if name == "GD":
         return torch.optim.SGD([w], lr=1.0 / lipschitz), None, s.steps
     if name in ("heavy ball", "Nesterov"):

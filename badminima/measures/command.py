@@ -17,7 +17,6 @@ Subsets are seeded by the run's seed, so a measure is a function of the run alon
 from __future__ import annotations
 
 import json
-import sys
 import time
 from dataclasses import dataclass
 from functools import cached_property

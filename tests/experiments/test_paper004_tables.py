@@ -9,7 +9,6 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 
 from badminima.cli import main, parse_set, set_overrides
 from badminima.errors import BadInput
