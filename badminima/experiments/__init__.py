@@ -83,7 +83,7 @@ BUILTIN = {
                                     "training-set size, true and random labels, a 5-layer ConvNet trained a fixed "
                                     "number of epochs"),
     "error-vs-normalized-loss": ("fixed_schedule", "paper 001 Figure 14: test classification error vs normalized "
-                                                   "train cross-entropy (the loss- independence runs)"),
+                                                   "train cross-entropy (the loss-independence runs)"),
     "error-vs-params": ("error_vs_size", "paper 001 Figure 3: train and test classification error vs number of "
                                          "parameters at a fixed training set (the error-vs-n network at several "
                                          "widths)"),
