@@ -16,7 +16,7 @@ from .margins import (boundary_length, class_regions, decision_boundary_summary,
 from .normalized import (normalization_factors, normalized_cross_entropy, normalized_network,  # noqa: F401
                          output_normalized_cross_entropy)
 from .norms import (conv_operator_norm, conv_singular_values, frobenius_norm, l1_path_norm, l2_path_norm,  # noqa: F401
-                    layer_frobenius_norms, layer_singular_values, path_norm, product_of_frobenius_norms,
+                    layer_frobenius_norms, layer_singular_values, layer_table, path_norm, product_of_frobenius_norms,
                     spectral_norm_product, spectral_norms, sum_of_frobenius_norms)
 from .ntk import empirical_ntk, ntk_change, ntk_correlation, ntk_norm, ntk_relative_change  # noqa: F401
 from .spectrum import density_on_grid, spectral_density, spectral_moments, top_eigenvalues  # noqa: F401
