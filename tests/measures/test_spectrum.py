@@ -10,7 +10,8 @@ from torch.func import functional_call
 from torch.utils.data import DataLoader, TensorDataset
 
 from badminima.measures.curvature import HessianOperator, full_batch_loss_and_gradient, hessian_operator
-from badminima.measures.spectrum import density_on_grid, spectral_density, spectral_moments, top_eigenvalues
+from badminima.measures.spectrum import (density_on_grid, lanczos_largest, spectral_density, spectral_moments,
+                                        top_eigenvalues)
 
 
 def explicit_hessian(model, x, y, loss_fn):
@@ -119,3 +120,13 @@ def test_a_custom_loss_is_honoured(problem):
     assert np.allclose(columns, hessian, atol=1e-10)
     top = top_eigenvalues(op, k=2, tol=1e-10)
     assert np.allclose(top["eigenvalues"], np.linalg.eigvalsh(hessian)[::-1][:2], rtol=1e-8)
+
+
+def test_lanczos_largest_within_its_error_estimate(problem):
+    model, x, y, _, eigenvalues = problem
+    op = HessianOperator(model, x, y)
+    top = lanczos_largest(op, tol=1e-6)
+    assert top["converged"] and top["hvps"] == op.hvps < len(eigenvalues)
+    assert top["eigenvalue"] <= eigenvalues[-1] + 1e-12  # a Rayleigh quotient
+    assert eigenvalues[-1] - top["eigenvalue"] <= max(top["error_bound"], 1e-12)
+    assert eigenvalues[-1] - top["eigenvalue"] <= 1e-6 * eigenvalues[-1]
