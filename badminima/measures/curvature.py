@@ -94,15 +94,20 @@ class HessianOperator:
     """v -> H v for the full-set loss (mean cross-entropy unless `loss_fn`; data as tensors x, y or, with
     y=None, a DataLoader x: see the module doc); `hvps` counts products, and `progress(hvps)`, if given, is
     called after each one (badminima.progress.Measures.products). `dtype` (e.g. torch.float64): products
-    of a copy of the model (and inputs, chunk by chunk) in that precision."""
+    of a copy of the model (and inputs, chunk by chunk) in that precision. `keep_graph`: when the data are
+    tensors that fit in one chunk, build the gradient's graph once and reuse it for every product (one
+    backward pass a product instead of a forward and two backwards; PyHessian's single-batch mode does the
+    same), holding that graph in memory for the operator's lifetime; ignored for several chunks."""
 
     def __init__(self, model: nn.Module, x, y=None, batch_size: int = 1000,
-                 dtype: torch.dtype | None = None, progress=None, loss_fn=None):
+                 dtype: torch.dtype | None = None, progress=None, loss_fn=None, keep_graph: bool = False):
         _check_data(x, y)
         if dtype is not None and next(model.parameters()).dtype != dtype:
             model = copy.deepcopy(model).to(dtype)
         self.model, self.x, self.y, self.batch_size = model, x, y, batch_size
         self.loss_fn, self.progress = loss_fn, progress
+        self.keep_graph = keep_graph and y is not None and len(y) <= batch_size
+        self._grads = None
         self.params = _params(model)
         self.dim = sum(p.numel() for p in self.params)
         self.dtype = self.params[0].dtype
@@ -115,6 +120,8 @@ class HessianOperator:
         chunks = list(torch.split(v, [p.numel() for p in self.params]))
         vs = [c.reshape(p.shape) for c, p in zip(chunks, self.params)]
         out = [torch.zeros_like(p) for p in self.params]
+        if self.keep_graph:
+            return self._kept_graph_product(vs)
         was_training, n = self.model.training, 0
         self.model.eval()
         try:
@@ -131,6 +138,20 @@ class HessianOperator:
             self.progress(self.hvps)
         return torch.cat([o.flatten() for o in out]) / n
 
+    def _kept_graph_product(self, vs: list[torch.Tensor]) -> torch.Tensor:
+        if self._grads is None:
+            was_training = self.model.training
+            self.model.eval()
+            try:
+                loss, n = _weighted_loss(self.model, self.x, self.y, self.loss_fn, self.dtype, self.device)
+                self._grads = torch.autograd.grad(loss / n, self.params, create_graph=True)
+            finally:
+                self.model.train(was_training)
+        out = torch.autograd.grad(self._grads, self.params, grad_outputs=vs, retain_graph=True)
+        if self.progress is not None:
+            self.progress(self.hvps)
+        return torch.cat([o.flatten() for o in out])
+
     def linear_operator(self):
         """The operator as a scipy LinearOperator on float64 numpy vectors."""
         from scipy.sparse.linalg import LinearOperator
@@ -142,7 +163,7 @@ class HessianOperator:
 
 
 def hessian_operator(model: nn.Module, data, loss_fn=None, chunk_size: int = 1000,
-                     dtype: torch.dtype | None = None, progress=None) -> HessianOperator:
+                     dtype: torch.dtype | None = None, progress=None, keep_graph: bool = False) -> HessianOperator:
     """The Hessian of the full-set loss of `model` on `data`, an (x, y) pair of tensors (cut into chunks of
     `chunk_size`) or a DataLoader of (x, y) batches; `loss_fn(outputs, targets)` a batch-mean loss, mean
     cross-entropy by default. See HessianOperator and the module doc for the conventions."""
@@ -150,7 +171,7 @@ def hessian_operator(model: nn.Module, data, loss_fn=None, chunk_size: int = 100
         x, y = data
     else:
         x, y = data, None
-    return HessianOperator(model, x, y, chunk_size, dtype, progress, loss_fn)
+    return HessianOperator(model, x, y, chunk_size, dtype, progress, loss_fn, keep_graph)
 
 
 def lanczos_eigenvalue(op: HessianOperator, which: str = "LA", tol: float = 1e-4, seed: int = 0,

@@ -130,3 +130,13 @@ def test_lanczos_largest_within_its_error_estimate(problem):
     assert top["eigenvalue"] <= eigenvalues[-1] + 1e-12  # a Rayleigh quotient
     assert eigenvalues[-1] - top["eigenvalue"] <= max(top["error_bound"], 1e-12)
     assert eigenvalues[-1] - top["eigenvalue"] <= 1e-6 * eigenvalues[-1]
+
+
+def test_kept_graph_gives_the_same_products(problem):
+    model, x, y, hessian, _ = problem
+    op = hessian_operator(model, (x, y), keep_graph=True)
+    assert op.keep_graph and not hessian_operator(model, (x, y), chunk_size=10, keep_graph=True).keep_graph
+    for _ in range(2):  # the graph is reused
+        v = torch.randn(len(hessian), dtype=torch.float64)
+        assert np.allclose(op.matvec(v).numpy(), hessian @ v.numpy(), atol=1e-10)
+    assert op.hvps == 2
