@@ -3,7 +3,12 @@
 "500 iterations of the power method on a shifted Hessian matrix computed on the full dataset";
 maximum eigenvalue as the sharpness of Keskar et al. 2016).
 
-Conventions: the loss is the mean cross-entropy over the whole given set, L = (1/n) sum_i CE(f(x_i), y_i);
+Conventions: the loss is the mean cross-entropy over the whole given set, L = (1/n) sum_i CE(f(x_i), y_i),
+or with `loss_fn` (a batch-mean loss, loss_fn(outputs, targets)) the size-weighted mean over chunks,
+L = sum_b (n_b / n) loss_fn(f(x_b), y_b), which is the mean over examples for any per-example-mean loss and
+does not depend on how the data are chunked. The data are (x, y) tensors, cut into chunks of `batch_size`,
+or any iterable of (x, y) batches such as a torch DataLoader (its batches are the chunks; n is counted on
+each pass, so drop_last or a sampler are honoured; a shuffling loader changes only the summation order);
 the model is in eval mode (batch norm uses its running statistics, so L is a sum over examples); all
 trainable parameters, flattened in `model.parameters()` order. The Hessian is never formed: products
 H v are accumulated over batches by double back-propagation, and every operator counts them (`hvps`)
@@ -32,47 +37,77 @@ def _params(model: nn.Module) -> list[torch.Tensor]:
     return [p for p in model.parameters() if p.requires_grad]
 
 
-def _batches(x: torch.Tensor, y: torch.Tensor, batch_size: int):
+def _batches(x, y, batch_size: int):
+    """(x_b, y_b) chunks of tensors x, y; or, when y is None, the batches of the iterable x (a DataLoader)."""
+    if y is None:
+        for xb, yb in x:
+            yield xb, yb
+        return
     for i in range(0, len(y), batch_size):
         yield x[i:i + batch_size], y[i:i + batch_size]
 
 
-def full_batch_loss_and_gradient(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
-                                 batch_size: int = 1000) -> tuple[float, torch.Tensor]:
-    """(L, grad L as one flat vector) over the whole set, in eval mode."""
+def _weighted_loss(model, xb, yb, loss_fn, dtype, device) -> tuple[torch.Tensor, int]:
+    """(n_b * mean loss of the chunk, n_b): summed over chunks and divided by n this is the full-set mean."""
+    if xb.is_floating_point() and dtype is not None:
+        xb = xb.to(dtype)
+    xb, yb = xb.to(device), yb.to(device)
+    out = model(xb)
+    if loss_fn is None:
+        return F.cross_entropy(out, yb, reduction="sum"), len(yb)
+    return loss_fn(out, yb) * len(yb), len(yb)
+
+
+def _check_data(x, y):
+    from ..errors import BadInput
+
+    if y is None and (isinstance(x, torch.Tensor) or not hasattr(x, "__iter__")):
+        raise BadInput("curvature measures take (x, y) tensors or an iterable of (x, y) batches (a DataLoader)")
+
+
+def full_batch_loss_and_gradient(model: nn.Module, x, y=None, batch_size: int = 1000,
+                                 loss_fn=None) -> tuple[float, torch.Tensor]:
+    """(L, grad L as one flat vector) over the whole set, in eval mode; data and `loss_fn` as in the module doc."""
+    _check_data(x, y)
     params = _params(model)
     was_training = model.training
     model.eval()
     try:
-        total = 0.0
+        total, n = 0.0, 0
         grad = [torch.zeros_like(p) for p in params]
         for xb, yb in _batches(x, y, batch_size):
-            loss = F.cross_entropy(model(xb), yb, reduction="sum") / len(y)
+            loss, nb = _weighted_loss(model, xb, yb, loss_fn, params[0].dtype, params[0].device)
             for g, gb in zip(grad, torch.autograd.grad(loss, params)):
                 g += gb
-            total += float(loss.detach())
+            total, n = total + float(loss.detach()), n + nb
     finally:
         model.train(was_training)
-    return total, torch.cat([g.flatten() for g in grad])
+    return total / n, torch.cat([g.flatten() for g in grad]) / n
 
 
-def gradient_norm(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1000) -> float:
+def gradient_norm(model: nn.Module, x, y=None, batch_size: int = 1000, loss_fn=None) -> float:
     """||grad L||_2 over the whole set (paper 004, Table 1 "Grad.")."""
-    return float(full_batch_loss_and_gradient(model, x, y, batch_size)[1].double().norm())
+    return float(full_batch_loss_and_gradient(model, x, y, batch_size, loss_fn)[1].double().norm())
 
 
 class HessianOperator:
-    """v -> H v for the full-set mean cross-entropy (see the module doc); `hvps` counts products, and
-    `progress(hvps)`, if given, is called after each one (badminima.progress.Measures.products).
-    `dtype` (e.g. torch.float64): products of a copy of the model (and inputs) in that precision."""
+    """v -> H v for the full-set loss (mean cross-entropy unless `loss_fn`; data as tensors x, y or, with
+    y=None, a DataLoader x: see the module doc); `hvps` counts products, and `progress(hvps)`, if given, is
+    called after each one (badminima.progress.Measures.products). `dtype` (e.g. torch.float64): products
+    of a copy of the model (and inputs, chunk by chunk) in that precision. `keep_graph`: when the data are
+    tensors that fit in one chunk, build the gradient's graph once and reuse it for every product (one
+    backward pass a product instead of a forward and two backwards; PyHessian's single-batch mode does the
+    same), holding that graph in memory for the operator's lifetime; ignored for several chunks."""
 
-    def __init__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1000,
-                 dtype: torch.dtype | None = None, progress=None):
+    def __init__(self, model: nn.Module, x, y=None, batch_size: int = 1000,
+                 dtype: torch.dtype | None = None, progress=None, loss_fn=None, keep_graph: bool = False):
+        _check_data(x, y)
         if dtype is not None and next(model.parameters()).dtype != dtype:
             model = copy.deepcopy(model).to(dtype)
-            x = x.to(dtype) if x.is_floating_point() else x
         self.model, self.x, self.y, self.batch_size = model, x, y, batch_size
-        self.progress = progress
+        self.loss_fn, self.progress = loss_fn, progress
+        self.keep_graph = keep_graph and y is not None and len(y) <= batch_size
+        self._grads = None
         self.params = _params(model)
         self.dim = sum(p.numel() for p in self.params)
         self.dtype = self.params[0].dtype
@@ -85,17 +120,34 @@ class HessianOperator:
         chunks = list(torch.split(v, [p.numel() for p in self.params]))
         vs = [c.reshape(p.shape) for c, p in zip(chunks, self.params)]
         out = [torch.zeros_like(p) for p in self.params]
-        was_training = self.model.training
+        if self.keep_graph:
+            return self._kept_graph_product(vs)
+        was_training, n = self.model.training, 0
         self.model.eval()
         try:
             for xb, yb in _batches(self.x, self.y, self.batch_size):
-                loss = F.cross_entropy(self.model(xb), yb, reduction="sum") / len(self.y)
+                loss, nb = _weighted_loss(self.model, xb, yb, self.loss_fn, self.dtype, self.device)
                 grads = torch.autograd.grad(loss, self.params, create_graph=True)
                 dot = sum((g * u).sum() for g, u in zip(grads, vs))
                 for o, h in zip(out, torch.autograd.grad(dot, self.params)):
                     o += h
+                n += nb
         finally:
             self.model.train(was_training)
+        if self.progress is not None:
+            self.progress(self.hvps)
+        return torch.cat([o.flatten() for o in out]) / n
+
+    def _kept_graph_product(self, vs: list[torch.Tensor]) -> torch.Tensor:
+        if self._grads is None:
+            was_training = self.model.training
+            self.model.eval()
+            try:
+                loss, n = _weighted_loss(self.model, self.x, self.y, self.loss_fn, self.dtype, self.device)
+                self._grads = torch.autograd.grad(loss / n, self.params, create_graph=True)
+            finally:
+                self.model.train(was_training)
+        out = torch.autograd.grad(self._grads, self.params, grad_outputs=vs, retain_graph=True)
         if self.progress is not None:
             self.progress(self.hvps)
         return torch.cat([o.flatten() for o in out])
@@ -108,6 +160,18 @@ class HessianOperator:
             return self.matvec(torch.from_numpy(np.asarray(v, dtype=np.float64).ravel())).double().cpu().numpy()
 
         return LinearOperator((self.dim, self.dim), matvec=mv, dtype=np.float64)
+
+
+def hessian_operator(model: nn.Module, data, loss_fn=None, chunk_size: int = 1000,
+                     dtype: torch.dtype | None = None, progress=None, keep_graph: bool = False) -> HessianOperator:
+    """The Hessian of the full-set loss of `model` on `data`, an (x, y) pair of tensors (cut into chunks of
+    `chunk_size`) or a DataLoader of (x, y) batches; `loss_fn(outputs, targets)` a batch-mean loss, mean
+    cross-entropy by default. See HessianOperator and the module doc for the conventions."""
+    if isinstance(data, (tuple, list)) and len(data) == 2 and isinstance(data[0], torch.Tensor):
+        x, y = data
+    else:
+        x, y = data, None
+    return HessianOperator(model, x, y, chunk_size, dtype, progress, loss_fn, keep_graph)
 
 
 def lanczos_eigenvalue(op: HessianOperator, which: str = "LA", tol: float = 1e-4, seed: int = 0,

@@ -54,6 +54,24 @@ def layer_frobenius_norms(model: nn.Module, fold: bool = True) -> dict[str, floa
     return {name: float(m.weight.detach().double().norm()) for name, m in weight_layers(net).items()}
 
 
+def layer_table(model: nn.Module, fold: bool = True):
+    """One row per linear/convolution layer (registration order) as a pandas DataFrame: layer (name), kind
+    (module class), shape (of the weight), parameters (weight and bias entries of the layer), frobenius
+    (||W||_F of the weight, bias excluded) and spectral (the largest singular value of the weight reshaped to
+    (out, in * prod(kernel)), the "reshaped" method: not a convolution's operator norm, see
+    `spectral_norms` for that). Batch norm is folded first if `fold` (the module doc)."""
+    import pandas as pd
+
+    net = fold_batchnorm(model, torch.float64) if fold else model
+    rows = []
+    for name, m in weight_layers(net).items():
+        w = m.weight.detach().double()
+        rows.append({"layer": name, "kind": type(m).__name__, "shape": tuple(w.shape),
+                     "parameters": w.numel() + (m.bias.numel() if m.bias is not None else 0),
+                     "frobenius": float(w.norm()), "spectral": float(torch.linalg.matrix_norm(w.flatten(1), 2))})
+    return pd.DataFrame(rows, columns=["layer", "kind", "shape", "parameters", "frobenius", "spectral"])
+
+
 def product_of_frobenius_norms(model: nn.Module, fold: bool = True) -> float:
     """prod_k ||W_k||_F (paper 001 sections 1-2 and Figure 4: rho = rho_1 ... rho_K)."""
     return math.prod(layer_frobenius_norms(model, fold).values())
