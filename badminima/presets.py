@@ -18,7 +18,8 @@ What we measured choosing it (3 seeds each):
 - width 384: random-init vanilla SGD reaches 100% training accuracy at epochs 102-112 (just after the
   first decay), the pretraining fits the random labels at epochs 158-159 (one seed stops by patience at
   99.99%), and the best adversarial-init vanilla run ends 5.7 points below the worst random-init one
-  (57.7% vs 63.4%). A training epoch costs 0.62x the width-512 one.
+  (57.7% vs 63.4%). A training epoch costs 0.62x the width-512 one; the main job took 166.6 s on a
+  quiet machine.
 - width 512 (the default of `mlp`, 1.6x the cost): random-init vanilla at 100% by epochs 93-96, the
   direction by 5.0 points (58.0% vs 63.0%), but the main job took 369 s on a quiet machine.
 - width 256: random-init vanilla ends at 99.83-99.98% (never 100%) and two of three pretrainings fall
