@@ -26,6 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .batches import batches
+
 IMAGE_BOUNDS = (0.0, 1.0)
 Bounds = tuple[float, float] | None
 
@@ -114,23 +116,24 @@ def _correct(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> int:
         return int((model(x).argmax(1) == y).sum())
 
 
-def robust_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, attack: Callable[..., torch.Tensor],
+def robust_accuracy(model: nn.Module, x, y: torch.Tensor | None, attack: Callable[..., torch.Tensor],
                     batch_size: int = 500, **attack_kwargs) -> float:
-    """Accuracy (a fraction) on `attack(model, x, y, **attack_kwargs)`, batch by batch."""
-    correct = 0
-    for i in range(0, len(y), batch_size):
-        xb, yb = x[i:i + batch_size], y[i:i + batch_size]
+    """Accuracy (a fraction) on `attack(model, x, y, **attack_kwargs)`, chunk by chunk; the data as
+    measures/batches.py reads them (tensors, or a DataLoader with y=None)."""
+    correct = total = 0
+    for xb, yb in batches(x, y, batch_size):
         correct += _correct(model, attack(model, xb, yb, **attack_kwargs), yb)
-    return correct / max(len(y), 1)
+        total += len(yb)
+    return correct / max(total, 1)
 
 
-def fgsm_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, bounds: Bounds = IMAGE_BOUNDS,
+def fgsm_accuracy(model: nn.Module, x, y: torch.Tensor | None, eps: float, bounds: Bounds = IMAGE_BOUNDS,
                   batch_size: int = 500) -> float:
     """Accuracy under FGSM with budget eps (paper 000, Figure 6)."""
     return robust_accuracy(model, x, y, fgsm, batch_size, eps=eps, bounds=bounds)
 
 
-def pgd_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, steps: int = 20,
+def pgd_accuracy(model: nn.Module, x, y: torch.Tensor | None, eps: float, steps: int = 20,
                  step_size: float | None = None, random_start: bool = True, bounds: Bounds = IMAGE_BOUNDS,
                  batch_size: int = 500, generator: torch.Generator | None = None) -> float:
     """Accuracy under L-inf PGD (paper 004: 20 steps, step eps/4, eps 8/255 or 1/255, random start)."""

@@ -32,19 +32,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .batches import batches, check
+
 
 def _params(model: nn.Module) -> list[torch.Tensor]:
     return [p for p in model.parameters() if p.requires_grad]
-
-
-def _batches(x, y, batch_size: int):
-    """(x_b, y_b) chunks of tensors x, y; or, when y is None, the batches of the iterable x (a DataLoader)."""
-    if y is None:
-        for xb, yb in x:
-            yield xb, yb
-        return
-    for i in range(0, len(y), batch_size):
-        yield x[i:i + batch_size], y[i:i + batch_size]
 
 
 def _weighted_loss(model, xb, yb, loss_fn, dtype, device) -> tuple[torch.Tensor, int]:
@@ -58,24 +50,16 @@ def _weighted_loss(model, xb, yb, loss_fn, dtype, device) -> tuple[torch.Tensor,
     return loss_fn(out, yb) * len(yb), len(yb)
 
 
-def _check_data(x, y):
-    from ..errors import BadInput
-
-    if y is None and (isinstance(x, torch.Tensor) or not hasattr(x, "__iter__")):
-        raise BadInput("curvature measures take (x, y) tensors or an iterable of (x, y) batches (a DataLoader)")
-
-
 def full_batch_loss_and_gradient(model: nn.Module, x, y=None, batch_size: int = 1000,
                                  loss_fn=None) -> tuple[float, torch.Tensor]:
     """(L, grad L as one flat vector) over the whole set, in eval mode; data and `loss_fn` as in the module doc."""
-    _check_data(x, y)
     params = _params(model)
     was_training = model.training
     model.eval()
     try:
         total, n = 0.0, 0
         grad = [torch.zeros_like(p) for p in params]
-        for xb, yb in _batches(x, y, batch_size):
+        for xb, yb in batches(x, y, batch_size):
             loss, nb = _weighted_loss(model, xb, yb, loss_fn, params[0].dtype, params[0].device)
             for g, gb in zip(grad, torch.autograd.grad(loss, params)):
                 g += gb
@@ -101,7 +85,7 @@ class HessianOperator:
 
     def __init__(self, model: nn.Module, x, y=None, batch_size: int = 1000,
                  dtype: torch.dtype | None = None, progress=None, loss_fn=None, keep_graph: bool = False):
-        _check_data(x, y)
+        check(x, y)
         if dtype is not None and next(model.parameters()).dtype != dtype:
             model = copy.deepcopy(model).to(dtype)
         self.model, self.x, self.y, self.batch_size = model, x, y, batch_size
@@ -125,7 +109,7 @@ class HessianOperator:
         was_training, n = self.model.training, 0
         self.model.eval()
         try:
-            for xb, yb in _batches(self.x, self.y, self.batch_size):
+            for xb, yb in batches(self.x, self.y, self.batch_size):
                 loss, nb = _weighted_loss(self.model, xb, yb, self.loss_fn, self.dtype, self.device)
                 grads = torch.autograd.grad(loss, self.params, create_graph=True)
                 dot = sum((g * u).sum() for g, u in zip(grads, vs))

@@ -16,6 +16,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from .batches import batches
+
 
 @torch.no_grad()
 def _logits(model: nn.Module, x: torch.Tensor, batch_size: int) -> torch.Tensor:
@@ -27,13 +29,15 @@ def _logits(model: nn.Module, x: torch.Tensor, batch_size: int) -> torch.Tensor:
         model.train(was_training)
 
 
-def output_margins(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
-    """Per-example f_y(x) - max_{j != y} f_j(x), shape (n,), on the CPU."""
-    logits = _logits(model, x, batch_size).double().cpu()
-    y = y.cpu()
-    true = logits.gather(1, y[:, None]).squeeze(1)
-    others = logits.scatter(1, y[:, None], float("-inf"))
-    return true - others.max(1).values
+def output_margins(model: nn.Module, x, y: torch.Tensor | None, batch_size: int = 1024) -> torch.Tensor:
+    """Per-example f_y(x) - max_{j != y} f_j(x), shape (n,), on the CPU, in the data's order; the data as
+    measures/batches.py reads them (tensors, or a DataLoader with y=None)."""
+    out = []
+    for xb, yb in batches(x, y, batch_size):
+        logits, yb = _logits(model, xb, batch_size).double().cpu(), yb.cpu()
+        true = logits.gather(1, yb[:, None]).squeeze(1)
+        out.append(true - logits.scatter(1, yb[:, None], float("-inf")).max(1).values)
+    return torch.cat(out)
 
 
 def margin_summary(margins: torch.Tensor, percentiles: tuple[float, ...] = (10, 50)) -> dict[str, float]:
@@ -46,7 +50,7 @@ def margin_summary(margins: torch.Tensor, percentiles: tuple[float, ...] = (10, 
     return out
 
 
-def margin_percentile(model: nn.Module, x: torch.Tensor, y: torch.Tensor, q: float = 10.0) -> float:
+def margin_percentile(model: nn.Module, x, y: torch.Tensor | None, q: float = 10.0) -> float:
     """The q-th percentile of the output margins (default: the 10th)."""
     return float(np.percentile(output_margins(model, x, y).numpy(), q))
 

@@ -25,6 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .batches import batches
+
 from ..errors import BadInput
 from .layers import WEIGHT_LAYERS, architecture, fold_batchnorm
 
@@ -109,20 +111,21 @@ def _normalize(model: nn.Module, norm: str, divisor: float = 1.0) -> tuple[nn.Mo
 
 
 @torch.no_grad()
-def _cross_entropy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, scale: float = 1.0, batch_size: int = 1024) -> float:
+def _cross_entropy(model: nn.Module, x, y: torch.Tensor | None, scale: float = 1.0, batch_size: int = 1024) -> float:
+    """Mean cross-entropy of model(x) / scale over the data as measures/batches.py reads them."""
     was_training = model.training
     model.eval()
     try:
-        total = 0.0
-        for i in range(0, len(y), batch_size):
-            logits = model(x[i:i + batch_size]).double() / scale
-            total += float(F.cross_entropy(logits, y[i:i + batch_size], reduction="sum"))
+        total, n = 0.0, 0
+        for xb, yb in batches(x, y, batch_size):
+            total += float(F.cross_entropy(model(xb).double() / scale, yb, reduction="sum"))
+            n += len(yb)
     finally:
         model.train(was_training)
-    return total / max(len(y), 1)
+    return total / max(n, 1)
 
 
-def normalized_cross_entropy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, norm: str = "fro",
+def normalized_cross_entropy(model: nn.Module, x, y: torch.Tensor | None, norm: str = "fro",
                              batch_size: int = 1024, divisor: float = 1.0) -> float:
     """Mean cross-entropy of the layer-wise normalized network on (x, y) (paper 001, Figures 2 and 9-12;
     equation 10 for the multi-class loss). `norm`: "fro" (L2, the paper's default) or "l1" (entrywise);
@@ -131,7 +134,7 @@ def normalized_cross_entropy(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
 
 
 @torch.no_grad()
-def output_normalized_cross_entropy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, reference: torch.Tensor,
+def output_normalized_cross_entropy(model: nn.Module, x, y: torch.Tensor | None, reference: torch.Tensor,
                                     batch_size: int = 1024) -> float:
     """Mean cross-entropy of f(x) / ||f(reference)||_2 on (x, y): paper 001's normalization for ResNets
     (section 2, Figure 2c-d: "the norm of the output of each network on one example"). `reference` is
@@ -139,7 +142,8 @@ def output_normalized_cross_entropy(model: nn.Module, x: torch.Tensor, y: torch.
     was_training = model.training
     model.eval()
     try:
-        scale = float(model(reference.reshape(1, *x.shape[1:])).double().norm())
+        shape = next(iter(batches(x, y, 1)))[0].shape[1:]  # one example's shape
+        scale = float(model(reference.reshape(1, *shape)).double().norm())
     finally:
         model.train(was_training)
     return _cross_entropy(model, x, y, scale, batch_size)
