@@ -7,13 +7,13 @@ import os
 import pickle
 import shutil
 import socket
-import subprocess
 import time
 
 import pytest
 
 from badminima.cli import main
 from badminima.store import Store
+from conftest import make_readonly, make_writable
 
 pytestmark = pytest.mark.filterwarnings("error")  # a Python warning would be a second stderr line of the command
 
@@ -198,22 +198,9 @@ def _dir_instead(path):
 
 
 def _readonly(folder):
-    """Make `folder` unwritable (chmod; chattr +i where we run as root); skip where that cannot be done."""
-    os.chmod(folder, 0o555)
-    if os.geteuid() == 0:
-        subprocess.run(["chattr", "+i", str(folder)], capture_output=True)
-    try:
-        (folder / ".probe").touch()
-    except OSError:
-        return
-    (folder / ".probe").unlink()
-    pytest.skip("cannot make a directory read-only here")
-
-
-def _writable(folder):
-    if os.geteuid() == 0:
-        subprocess.run(["chattr", "-i", str(folder)], capture_output=True)
-    os.chmod(folder, 0o755)
+    """Make `folder` unwritable; skip where that cannot be done."""
+    if not make_readonly(folder):
+        pytest.skip("cannot make a directory read-only here")
 
 
 def _page_garbage(out):
@@ -275,4 +262,4 @@ def test_damaged_stores_and_directories(case, trained, tmp_path, capsys):
         assert _snapshot(tmp_path) == before
     finally:
         if out.is_dir():
-            _writable(out)
+            make_writable(out)

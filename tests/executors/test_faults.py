@@ -10,7 +10,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from conftest import run_cli
+from conftest import epoch_rows, run_cli
 
 from badminima.executors import InProcess
 from badminima.executors.scheduler import execute
@@ -37,14 +37,6 @@ def _journalled_epochs(out: Path) -> int:
         if (out / "journal").is_dir() else 0
 
 
-def _epoch_rows(out: Path) -> dict:
-    store = Store(out)
-    rows = {(r[0], r[1]): {k: v for k, v in json.loads(r[2]).items() if k != "seconds"}
-            for r in store.conn.execute("SELECT phase_id, epoch, metrics FROM epochs")}
-    store.close()
-    return rows
-
-
 def _clean(tmp_path, workers="2"):
     clean = run_cli(*SWEEP, "--workers", workers, "--out", tmp_path / "clean")
     assert clean.returncode == 0, clean.stderr
@@ -66,7 +58,7 @@ def test_driver_sigkill_at_random_points_then_resume(tmp_path):
     resumed = run_cli(*SWEEP, "--workers", "2", "--out", out)
     assert resumed.returncode == 0, resumed.stderr
     assert json.loads(resumed.stdout)["records"] == expected
-    assert _epoch_rows(out) == _epoch_rows(tmp_path / "clean")
+    assert epoch_rows(out) == epoch_rows(tmp_path / "clean")
     assert not list((out / "journal").glob("*.jsonl"))
 
 
@@ -97,7 +89,7 @@ def test_worker_sigkill_is_retried_from_its_checkpoint(tmp_path):
     assert proc.returncode == 0, stderr
     assert "running it again" in stderr
     assert json.loads(stdout)["records"] == expected
-    assert _epoch_rows(out) == _epoch_rows(tmp_path / "clean")
+    assert epoch_rows(out) == epoch_rows(tmp_path / "clean")
 
 
 def test_two_drivers_never_run_the_same_phase(tmp_path):

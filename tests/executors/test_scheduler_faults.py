@@ -26,6 +26,7 @@ from badminima.runs import Workspace, plan
 from badminima.spec import merge, to_dict
 from badminima.store import Store, load_checkpoint, save_checkpoint
 from badminima.store.journal import Journal
+from conftest import epoch_rows
 from test_faults import _worker_pids
 
 
@@ -34,14 +35,6 @@ def _grid(dataset="gaussians2d", seeds=(0, 1), **recipe):
     tiny = {"model": {"width": 32}, "recipe": {"epochs": 12, **recipe},
             "init": {"replication_factor": 1, "pretrain": {"epochs": 6}}}
     return cells(merge(base_spec("cpu", dataset), tiny), list(seeds))
-
-
-def _epoch_rows(out: Path) -> dict:
-    store = Store(out)
-    rows = {(r[0], r[1]): {k: v for k, v in json.loads(r[2]).items() if k != "seconds"}
-            for r in store.conn.execute("SELECT phase_id, epoch, metrics FROM epochs")}
-    store.close()
-    return rows
 
 
 def _leftovers(out: Path) -> list[Path]:
@@ -84,7 +77,7 @@ def _kill_trials(tmp_path, trials: int) -> tuple[int, int]:
     pool = CountingPool(2)
     try:
         expected = execute(specs, Workspace(Store(tmp_path / "clean"), quiet=True), pool)
-        expected_rows = _epoch_rows(tmp_path / "clean")
+        expected_rows = epoch_rows(tmp_path / "clean")
         total = _epochs_so_far(tmp_path / "clean")
         rng = random.Random(13)
         completed = killed = 0
@@ -109,7 +102,7 @@ def _kill_trials(tmp_path, trials: int) -> tuple[int, int]:
                 done.set()
                 thread.join()
             assert records == expected, f"trial {trial} (kill at {target} epochs)"
-            assert _epoch_rows(out) == expected_rows
+            assert epoch_rows(out) == expected_rows
             assert not _leftovers(out)
             completed += 1
             killed += bool(kills) and pool.restarts > restarts
@@ -296,7 +289,7 @@ def test_a_claim_taken_over_mid_phase_stops_the_old_holder(tmp_path, monkeypatch
     monkeypatch.setattr(Journal, "check_claim", steal_after_epoch_one)
     records = execute(specs, Workspace(Store(tmp_path / "run"), quiet=True), InProcess())
     assert records == expected
-    assert _epoch_rows(tmp_path / "run") == _epoch_rows(tmp_path / "clean")
+    assert epoch_rows(tmp_path / "run") == epoch_rows(tmp_path / "clean")
     err = capsys.readouterr().err
     assert err.count(f"phase {train}: another driver took over its claim") == 1
     assert "lacks epochs of this checkpoint" in err  # the dropped attempt's checkpoint is not resumed

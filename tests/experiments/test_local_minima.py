@@ -8,7 +8,6 @@ import torch
 import torch.nn.functional as F
 from sklearn.linear_model import LogisticRegression
 from torch import nn
-from torch.func import functional_call
 
 from badminima.experiments import local_minima
 from badminima.inits.lemma1 import lemma1_transform
@@ -17,21 +16,12 @@ from badminima.runs import Workspace
 from badminima.spec import DataSpec, ModelSpec, RunSpec
 from badminima.store import Store
 from badminima.train.loop import train_phase
+from conftest import loss_of_flat_parameters
 
 
 def _explicit(model, x, y):
     """Loss, gradient and Hessian of the mean cross-entropy over all of (x, y), by torch.func in float64."""
-    model = model.double().eval()
-    names = [n for n, _ in model.named_parameters()]
-    shapes = [p.shape for p in model.parameters()]
-    flat = torch.cat([p.detach().flatten() for p in model.parameters()])
-
-    def loss(theta):
-        params, i = {}, 0
-        for n, s in zip(names, shapes):
-            params[n] = theta[i:i + s.numel()].reshape(s)
-            i += s.numel()
-        return F.cross_entropy(functional_call(model, params, (x.double(),)), y)
+    loss, flat = loss_of_flat_parameters(model.double().eval(), x.double(), y)
 
     return float(loss(flat)), torch.func.grad(loss)(flat), torch.func.hessian(loss)(flat)
 

@@ -4,13 +4,12 @@ import copy
 
 import pytest
 import torch
-import torch.nn.functional as F
 from torch import nn
-from torch.func import functional_call
 
 from badminima.measures import (HessianOperator, extreme_eigenvalues_power, full_batch_loss_and_gradient,
                                 gradient_norm, hutchinson_trace, lanczos_eigenvalue, power_iteration)
 from badminima.models import Classifier
+from conftest import loss_of_flat_parameters
 
 
 @pytest.fixture(scope="module")
@@ -19,16 +18,7 @@ def problem():
     net = nn.Sequential(nn.Linear(3, 5), nn.Tanh(), nn.Linear(5, 4), nn.ReLU(), nn.Linear(4, 3))
     model = Classifier(net, torch.full((3,), 0.2), torch.full((3,), 1.5), 1).double()
     x, y = torch.randn(23, 3, dtype=torch.float64), torch.randint(0, 3, (23,))
-    names = [n for n, _ in model.named_parameters()]
-    shapes = [p.shape for p in model.parameters()]
-    flat = torch.cat([p.detach().flatten() for p in model.parameters()])
-
-    def loss(theta):
-        params, i = {}, 0
-        for n, s in zip(names, shapes):
-            params[n] = theta[i:i + s.numel()].reshape(s)
-            i += s.numel()
-        return F.cross_entropy(functional_call(model, params, (x,)), y)  # one batch: no accumulation
+    loss, flat = loss_of_flat_parameters(model, x, y)  # one batch: no accumulation
 
     hessian = torch.autograd.functional.hessian(loss, flat)
     gradient = torch.autograd.functional.jacobian(loss, flat)

@@ -6,26 +6,16 @@ import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.func import functional_call
 from torch.utils.data import DataLoader, TensorDataset
 
 from badminima.measures.curvature import HessianOperator, full_batch_loss_and_gradient, hessian_operator
 from badminima.measures.spectrum import (density_on_grid, lanczos_largest, spectral_density, spectral_moments,
                                         top_eigenvalues)
+from conftest import loss_of_flat_parameters
 
 
 def explicit_hessian(model, x, y, loss_fn):
-    names = [n for n, _ in model.named_parameters()]
-    shapes = [p.shape for p in model.parameters()]
-    flat = torch.cat([p.detach().flatten() for p in model.parameters()])
-
-    def loss(theta):
-        params, i = {}, 0
-        for n, s in zip(names, shapes):
-            params[n] = theta[i:i + s.numel()].reshape(s)
-            i += s.numel()
-        return loss_fn(functional_call(model, params, (x,)), y)  # the whole set in one batch
-
+    loss, flat = loss_of_flat_parameters(model, x, y, loss_fn)  # the whole set in one batch
     return torch.autograd.functional.hessian(loss, flat).numpy()
 
 

@@ -14,7 +14,7 @@ import pytest
 from safetensors import SafetensorError
 
 import badminima.store.checkpoints as checkpoints
-from conftest import run_cli
+from conftest import make_readonly, make_writable, run_cli
 from badminima.cli import main
 from badminima.store import Store
 
@@ -69,24 +69,6 @@ def completes_like(out, reference):
 
 # ---- output directories ----
 
-def _readonly(folder):
-    os.chmod(folder, 0o555)
-    if os.geteuid() == 0:
-        subprocess.run(["chattr", "+i", str(folder)], capture_output=True)
-    try:
-        (folder / ".probe").touch()
-    except OSError:
-        return True
-    (folder / ".probe").unlink()
-    return False
-
-
-def _writable(folder):
-    if os.geteuid() == 0:
-        subprocess.run(["chattr", "-i", str(folder)], capture_output=True)
-    os.chmod(folder, 0o755)
-
-
 @pytest.mark.parametrize("where", ["is a file", "under a file"])
 def test_output_path_blocked_by_a_file_then_freed(where, reference, tmp_path):
     blocker = tmp_path / "out"
@@ -102,13 +84,13 @@ def test_read_only_store_then_writable_again(reference, tmp_path):
     out = tmp_path / "out"
     shutil.copytree(reference[0], out)
     before = checkpoints_on_disk(out)
-    if not _readonly(out):
-        _writable(out)
+    if not make_readonly(out):
+        make_writable(out)
         pytest.skip("cannot make a directory read-only here")
     try:
         one_error(*run(out)[::2])
     finally:
-        _writable(out)
+        make_writable(out)
     completes_like(out, reference)
     assert checkpoints_on_disk(out) == before  # nothing was trained again
 
