@@ -35,19 +35,15 @@ def test_import_and_listing_import_nothing_heavy(code):
 
 
 # In a fresh interpreter: wrap the register function so that it notes the module calling it, then import every
-# module of the package; prints {name: [module, description]} of every registration.
+# module of the package; prints {name: module} of every registration.
 WHO_REGISTERS = """
 import importlib, json, pkgutil, sys
 package = importlib.import_module({package!r})
 real = getattr(package, {register!r})
 found = {{}}
 def noting(*args, **kwargs):
-    entry = args[0] if args and not isinstance(args[0], str) else None  # an Experiment, or an init's name
-    if entry is not None:
-        name, description = entry.name, entry.description
-    else:
-        name, description = args[0], args[1] if len(args) > 1 else kwargs["description"]
-    found[name] = [sys._getframe(1).f_globals["__name__"].rsplit(".", 1)[-1], description]
+    name = args[0] if isinstance(args[0], str) else args[0].name  # an init's name, or an Experiment
+    found[name] = sys._getframe(1).f_globals["__name__"].rsplit(".", 1)[-1]
     return real(*args, **kwargs)
 setattr(package, {register!r}, noting)
 for info in pkgutil.iter_modules(package.__path__):
@@ -62,10 +58,10 @@ def test_the_light_table_is_what_the_modules_register(package, register):
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
                             env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert result.returncode == 0, result.stderr
-    registered = {name: tuple(v) for name, v in json.loads(result.stdout.strip().splitlines()[-1]).items()}
+    registered = json.loads(result.stdout.strip().splitlines()[-1])
     assert set(registered) - set(package.BUILTIN) == set(), f"registered but missing from {package.__name__}.BUILTIN"
     assert set(package.BUILTIN) - set(registered) == set(), f"in {package.__name__}.BUILTIN but registered by no module"
-    assert registered == package.BUILTIN
+    assert registered == {name: module for name, (module, _) in package.BUILTIN.items()}
 
 
 def test_every_listed_name_resolves_on_first_use():

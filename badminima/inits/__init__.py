@@ -18,8 +18,9 @@ if TYPE_CHECKING:
     from ..data import Dataset
     from ..spec import InitSpec
 
-# name -> (the module of this package that registers it with register_init, its description); a new built-in
-# init is one entry here (tests/test_registries.py checks that the entries and the registrations agree)
+# name -> (the module of this package that registers it with register_init, its description: the one place it is
+# written); a new built-in init is one entry here (tests/test_registries.py checks that the entries and the
+# registrations agree)
 BUILTIN = {
     "default": ("builtin", "PyTorch's default initialization of every layer (paper 000's random init)"),
     "adversarial": ("builtin", "Algorithm 1 of paper 000: pretrain with vanilla SGD on R replicas of the training "
@@ -43,7 +44,6 @@ BUILTIN = {
 @dataclass(frozen=True)
 class InitEntry:
     name: str
-    description: str
     # (dataset, init spec, generator) -> (inputs, labels) of a pretraining phase; None: no pretraining
     pretraining_data: Callable[[Dataset, InitSpec, torch.Generator], tuple[torch.Tensor, torch.Tensor]] | None
     # (model, init spec, generator) -> None: changes the random init's weights in place; None: keeps them.
@@ -55,13 +55,17 @@ class InitEntry:
     # CPU) (`lemma1` fits a linear classifier on it); the random-init phase's id includes the data spec anyway
     transform_needs_data: bool = False
 
+    @property
+    def description(self) -> str:
+        return BUILTIN.get(self.name, ("", ""))[1]
+
 
 INITS: dict[str, InitEntry] = {}  # the inits whose modules this process has imported
 
 
-def register_init(name: str, description: str, pretraining_data=None, transform=None,
+def register_init(name: str, pretraining_data=None, transform=None,
                   transform_fields: tuple[str, ...] = (), transform_needs_data: bool = False) -> None:
-    INITS[name] = InitEntry(name, description, pretraining_data, transform, transform_fields, transform_needs_data)
+    INITS[name] = InitEntry(name, pretraining_data, transform, transform_fields, transform_needs_data)
 
 
 def list_inits(pattern: str = "*") -> list[str]:
@@ -70,7 +74,7 @@ def list_inits(pattern: str = "*") -> list[str]:
 
 def init_descriptions() -> dict[str, str]:
     """name -> description of every init, imported or not (imports no init module)."""
-    return {name: INITS[name].description if name in INITS else BUILTIN[name][1] for name in list_inits()}
+    return {name: BUILTIN[name][1] for name in list_inits()}
 
 
 def get_init(name: str) -> InitEntry:

@@ -15,9 +15,8 @@ def _algorithm1(data: Dataset, init: InitSpec, generator: torch.Generator):
                                init.zeroed_percent, init.zero_mode, init.random_label_fraction, generator)
 
 
-register_init("default", "PyTorch's default initialization of every layer (paper 000's random init)")
-register_init("adversarial", "Algorithm 1 of paper 000: pretrain with vanilla SGD on R replicas of the training set, "
-              "N% of pixels zeroed, uniformly random labels", _algorithm1)
+register_init("default")
+register_init("adversarial", _algorithm1)
 
 
 @torch.no_grad()
@@ -40,8 +39,6 @@ def _partial_random_labels(data: Dataset, init: InitSpec, generator: torch.Gener
                                init.random_label_fraction, generator)
 
 
-register_init("normal", "paper 001 appendix B: every weight and bias of linear/conv layers ~ N(0, init_std^2)",
-              transform=_normal_weights, transform_fields=("init_std",))
-register_init("partial-random-labels", "paper 001 appendix C: pretrain on the training set with a fraction "
-              "random_label_fraction of random labels (Algorithm 1 with R=1, N=0); from N(0, init_std^2) if set",
-              _partial_random_labels, transform=_normal_weights, transform_fields=("init_std",))
+register_init("normal", transform=_normal_weights, transform_fields=("init_std",))
+register_init("partial-random-labels", _partial_random_labels, transform=_normal_weights,
+              transform_fields=("init_std",))

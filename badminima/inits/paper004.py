@@ -61,15 +61,10 @@ def true_labels(data: Dataset, init: InitSpec, generator: torch.Generator) -> tu
     return data.x_train, data.y_train
 
 
-register_init("lemma1", "paper 004 Lemma 1: an MLP equal to a weight-decayed (linear_l2) logistic regression on "
-              "every training point, all ReLUs active", transform=lemma1_transform,
+register_init("lemma1", transform=lemma1_transform,
               transform_fields=("name", "linear_l2"), transform_needs_data=True)
-register_init("bias-shift", "paper 004 Table 1: the default init with bias_shift added to every bias",
-              transform=shift_biases, transform_fields=("bias_shift",))
-register_init("bias-uniform", "paper 004 Table 1: the default init with every bias ~ U(-bias_uniform, bias_uniform)",
-              transform=uniform_biases, transform_fields=("bias_uniform",))
-register_init("zero", "paper 004 Tables 5-7: every parameter 0", transform=zero_parameters, transform_fields=("name",))
-register_init("he-uniform", "paper 004 section 4: He's uniform init of linear/conv weights, zero biases",
-              transform=he_uniform, transform_fields=("name",))
-register_init("natural-pretraining", "paper 004 A.7: first train on the true labels (init.pretrain), then the recipe "
-              "fine-tunes (RankMin/RankMax)", true_labels)
+register_init("bias-shift", transform=shift_biases, transform_fields=("bias_shift",))
+register_init("bias-uniform", transform=uniform_biases, transform_fields=("bias_uniform",))
+register_init("zero", transform=zero_parameters, transform_fields=("name",))
+register_init("he-uniform", transform=he_uniform, transform_fields=("name",))
+register_init("natural-pretraining", true_labels)
