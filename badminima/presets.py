@@ -35,7 +35,7 @@ epoch): `cpu` R = 3 (with R = 2, at width 512, the direction held by only 1 poin
 """
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import fields, is_dataclass, replace
 
 from .errors import BadInput
 from .spec import DataSpec, InitSpec, ModelSpec, PhaseSpec, RunSpec
@@ -73,13 +73,21 @@ def base_spec(preset: str, dataset: str | None = None) -> RunSpec:
     raise BadInput(f"unknown preset {preset!r} (known: {', '.join(PRESETS)})")
 
 
+def overlay(given, preset, default):
+    """Field by field (nested spec dataclasses too): the value given (preset, config, flags) where it differs
+    from the preset's, else the experiment's default. How an experiment with its own protocol tells what the
+    user chose from what the preset set."""
+    if is_dataclass(given):
+        return replace(default, **{f.name: overlay(getattr(given, f.name), getattr(preset, f.name),
+                                                    getattr(default, f.name)) for f in fields(given)})
+    return given if given != preset else default
+
+
 def user_model(base: RunSpec, preset: str) -> ModelSpec:
     """`base.model` with the fields that the preset, not the user, set left unset (None): experiments with
     their own CPU-scale architecture (local-minima, norm-bias, rank) fill those with their own width and
     depth, and keep what the user chose (a width equal to the preset's counts as the preset's)."""
     default = CPU_MODEL.get(base.data.name) if preset == "cpu" else None
-    model = base.model
-    if default is None or model.name != default.name:
-        return model
-    return replace(model, width=None if model.width == default.width else model.width,
-                   depth=None if model.depth == default.depth else model.depth)
+    if default is None or base.model.name != default.name:
+        return base.model
+    return overlay(base.model, default, ModelSpec(default.name))

@@ -40,14 +40,14 @@ Choices, where the paper leaves room:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields, is_dataclass, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
 
 from ..data.corruptions import random_labels as randomize_labels
 from ..measures import normalization_factors, normalized_cross_entropy, normalized_network
-from ..presets import base_spec
+from ..presets import base_spec, overlay
 from ..report.figures import least_squares_line, scatter_figure
 from ..report.tables import markdown_table
 from ..runs import load_final, plan, pretraining_data
@@ -111,15 +111,6 @@ def protocol(preset: str, dataset: str) -> Protocol:
     return replace(CPU_PROTOCOL, **CPU_DATASETS.get(dataset, {"train_size": None}))
 
 
-def _overlay(given, preset, default):
-    """Field by field: the value given (preset, config, flags) where it differs from the preset's, else the
-    experiment's default."""
-    if is_dataclass(given):
-        return replace(default, **{f.name: _overlay(getattr(given, f.name), getattr(preset, f.name),
-                                                     getattr(default, f.name)) for f in fields(given)})
-    return given if given != preset else default
-
-
 def experiment_base(base: RunSpec, preset: str, proto: Protocol | None = None) -> tuple[RunSpec, Protocol]:
     """The base spec of these experiments (protocol values unless overridden) and the protocol (`proto`, or else
     this module's for the preset and dataset)."""
@@ -128,11 +119,11 @@ def experiment_base(base: RunSpec, preset: str, proto: Protocol | None = None) -
     if base.model.name != preset_base.model.name:  # another architecture named: keep it as given
         model = base.model
     else:
-        model = _overlay(base.model, preset_base.model, proto.model)
+        model = overlay(base.model, preset_base.model, proto.model)
     train_size = base.data.train_size if base.data.train_size != preset_base.data.train_size else proto.train_size
-    pretrain = _overlay(base.init.pretrain, preset_base.init.pretrain, proto.pretrain)
+    pretrain = overlay(base.init.pretrain, preset_base.init.pretrain, proto.pretrain)
     spec = replace(base, data=replace(base.data, train_size=train_size), model=model, init=InitSpec(),
-                   recipe=_overlay(base.recipe, preset_base.recipe, proto.recipe))
+                   recipe=overlay(base.recipe, preset_base.recipe, proto.recipe))
     return spec, replace(proto, pretrain=pretrain)
 
 
