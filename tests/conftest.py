@@ -70,3 +70,15 @@ def epoch_rows(out: Path) -> dict:
             for r in store.conn.execute("SELECT phase_id, epoch, metrics FROM epochs")}
     store.close()
     return rows
+
+
+def journal_epoch_counts(out: Path) -> list[int]:
+    """Epochs recorded in each of OUT's journals now; a journal ingested while it is read is skipped (a
+    trigger for fault tests, not a measurement)."""
+    counts = []
+    for path in Path(out).glob("journal/*.jsonl"):
+        try:
+            counts.append(path.read_text().count('"record_epoch"'))
+        except FileNotFoundError:  # ingested into the database meanwhile
+            pass
+    return counts

@@ -6,7 +6,7 @@ import subprocess
 import sys
 import time
 
-from conftest import run_cli
+from conftest import journal_epoch_counts, run_cli
 
 SMALL = ["run", "bad-minima", "--train-size", "2000", "--width", "256", "--epochs", "30", "--pretrain-epochs", "15",
          "-R", "1", "--seeds", "0", "--workers", "1", "--json", "--quiet"]
@@ -20,8 +20,7 @@ def _epochs_mid_second_train_phase(db) -> bool:
         con.close()
     except sqlite3.Error:
         return False
-    journals = list((db.parent / "journal").glob("*.jsonl"))
-    running = max((p.read_text().count('"record_epoch"') for p in journals), default=0)
+    running = max(journal_epoch_counts(db.parent), default=0)
     return done >= 1 and running >= 3
 
 

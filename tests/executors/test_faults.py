@@ -10,7 +10,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from conftest import epoch_rows, run_cli
+from conftest import epoch_rows, journal_epoch_counts, run_cli
 
 from badminima.executors import InProcess
 from badminima.executors.scheduler import execute
@@ -32,11 +32,6 @@ def _start(out, *extra):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env())
 
 
-def _journalled_epochs(out: Path) -> int:
-    return sum(p.read_text().count('"record_epoch"') for p in (out / "journal").glob("*.jsonl")) \
-        if (out / "journal").is_dir() else 0
-
-
 def _clean(tmp_path, workers="2"):
     clean = run_cli(*SWEEP, "--workers", workers, "--out", tmp_path / "clean")
     assert clean.returncode == 0, clean.stderr
@@ -51,7 +46,7 @@ def test_driver_sigkill_at_random_points_then_resume(tmp_path):
         proc = _start(out, "--workers", "2")
         target = rng.randint(3, 25)
         deadline = time.time() + 120
-        while proc.poll() is None and _journalled_epochs(out) < target and time.time() < deadline:
+        while proc.poll() is None and sum(journal_epoch_counts(out)) < target and time.time() < deadline:
             time.sleep(0.01)
         proc.send_signal(signal.SIGKILL)
         proc.communicate()
@@ -80,7 +75,7 @@ def test_worker_sigkill_is_retried_from_its_checkpoint(tmp_path):
     out = tmp_path / "killed"
     proc = _start(out, "--workers", "2")
     deadline = time.time() + 120
-    while _journalled_epochs(out) < 8 and proc.poll() is None and time.time() < deadline:
+    while sum(journal_epoch_counts(out)) < 8 and proc.poll() is None and time.time() < deadline:
         time.sleep(0.01)
     workers = _worker_pids(proc.pid)
     assert workers, "no pool worker found"

@@ -26,7 +26,7 @@ from badminima.runs import Workspace, plan
 from badminima.spec import merge, to_dict
 from badminima.store import Store, load_checkpoint, save_checkpoint
 from badminima.store.journal import Journal
-from conftest import epoch_rows
+from conftest import epoch_rows, journal_epoch_counts
 from test_faults import _worker_pids
 
 
@@ -44,12 +44,7 @@ def _leftovers(out: Path) -> list[Path]:
 
 def _epochs_so_far(out: Path) -> int:
     """Epochs recorded in the database plus those still in journals (a trigger, not a measurement)."""
-    n = 0
-    for path in out.glob("journal/*.jsonl"):
-        try:
-            n += path.read_text().count('"record_epoch"')
-        except FileNotFoundError:  # ingested meanwhile
-            pass
+    n = sum(journal_epoch_counts(out))
     if (out / "results.sqlite").exists():
         try:
             with sqlite3.connect(f"file:{out / 'results.sqlite'}?mode=ro", uri=True) as conn:
