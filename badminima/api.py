@@ -39,7 +39,8 @@ def run(experiment: str, out: str | Path = "badminima-out", seeds: list[int] | N
     `--set recipe.momentum=0.5` on the command line). Raises badminima.errors.BadInput on bad input,
     before anything is written.
     """
-    from .cli import build_parser, run_records
+    from .cli import build_parser
+    from .launch import run_records
 
     unknown = sorted(set(overrides) - set(SECTIONS))
     if unknown:
@@ -152,7 +153,7 @@ def _is_accuracy(path: tuple) -> bool:
 
 def _measure_version(stored_name: str) -> tuple[str, int]:
     """A stored measure name and its convention's version: `fgsm.v2` -> ('fgsm', 2), `frobenius` -> ('frobenius', 1)
-    (measures.command.Measure.key)."""
+    (measures.registry.Measure.key)."""
     match = re.fullmatch(r"(.+)\.v(\d+)", stored_name)
     return (match.group(1), int(match.group(2))) if match else (stored_name, 1)
 
@@ -300,7 +301,7 @@ def load_model(out: str | Path, run_id: str, data_dir: str | Path | None = None,
     """The trained network (an nn.Module in eval mode) of the finished run `run_id` (or a unique prefix
     of one) in `out`: rebuilt from its spec (the dataset is loaded for its shape and classes, with
     `data_dir` as for `run`) and loaded from its final checkpoint."""
-    from .measures.command import open_target
+    from .measuring import open_target
 
     target = open_target(out, run_id, data_dir, device)
     try:

@@ -184,7 +184,7 @@ def _device_name(device: str) -> str:
 
 
 def estimate_command(args, base: RunSpec, device: str) -> int:
-    from .cli import parse_seeds
+    from .launch import parse_seeds
     from .experiments import get_experiment
     from .report.tables import text_table
 

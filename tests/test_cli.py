@@ -113,7 +113,7 @@ def test_every_flag_has_help():
 
 def test_help_lists_experiments_and_measures(cli):
     from badminima.experiments import list_experiments
-    from badminima.measures.command import MEASURES
+    from badminima.measures.registry import MEASURES
 
     run_help = cli("run", "--help")
     measure_help = cli("measure", "--help")
@@ -146,7 +146,7 @@ def test_set_reaches_the_spec_and_gives_the_toml_route_ids(tmp_path, capsys):
 
 
 def test_set_values_are_toml_and_none_clears_only_optional_fields():
-    from badminima.cli import parse_set, set_overrides
+    from badminima.launch import parse_set, set_overrides
 
     pairs = [parse_set(text) for text in ("init.pretrain.patience=none", "recipe.rank_mode=none", "seed=3",
                                           "recipe.lr=1e-3", "recipe.augment=true", 'data.options.tag="a b"')]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any, Callable
 
-from ..measures.command import cached_measure
+from ..measuring import cached_measure
 from ..runs import load_final, plan
 from ..spec import RunSpec
 from . import Context

@@ -2,7 +2,7 @@
 settings - Frobenius, path and spectral norms, and test accuracy under FGSM for a range of budgets.
 
 Runs are the `bad-minima` grid (shared in one output directory). Norm values come from the measures
-registry (measures/command.py) and are cached in the store with the run: the l2 path norm counts average
+registry (measures/registry.py) and are cached in the store with the run: the l2 path norm counts average
 pools as linear layers, the spectral product is of the exact (zero-padding) operator norms over the chain
 of layers, shortcut convolutions left out (measures/norms.py). FGSM budgets are in 1/255 of the image
 range; for non-image data, in input standard deviations, 8 units = 0.125σ as 8/255 on CIFAR-10, no
@@ -13,7 +13,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..measures.attacks import budget_label, fgsm_accuracy, unit_description
-from ..measures.command import ATTACK_EXAMPLES, Target, compute
+from ..measures.registry import ATTACK_EXAMPLES
+from ..measuring import Target, compute
 from ..report.figures import bars_figure, lines_figure
 from ..report.tables import markdown_table
 from ..runs import plan

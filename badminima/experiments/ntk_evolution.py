@@ -27,7 +27,8 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from ..measures.command import NTK_INPUTS, Target, compute
+from ..measures.registry import NTK_INPUTS
+from ..measuring import Target, compute
 from ..measures.norms import frobenius_norm
 from ..models import num_parameters
 from ..report.figures import series_figure

@@ -18,8 +18,9 @@ smaller rate). Three seeds by default; tables give mean [min, max] over them.
 How far the cpu preset goes. The WideResNet runs widths 1, 2 and 4 (paper: 1, 2, 4, 8), its two variants 1 and 2.
 The Jacobian behind a non-MLP's NTK holds 25 x 10 x (parameters) float32 numbers: 2.75 GB at WRN-16-4 (peak
 3.3 GB, ~20 s a kernel; measures/ntk.py's Jacobian path is the fast one there), 11 GB at WRN-16-8, which would
-also take ~4 min a run to train on one core - beyond a shared CPU. The whole default took 836 s of wall time
-(7.6 min of CPU) on one worker of a loaded 2-core machine.
+also take ~4 min a run to train on one core - beyond a shared CPU. The whole default took 429 s of wall time
+with the default two pool workers on the 2-core machine, a test run sharing it part of the time (836 s on a
+machine under a load of about 5).
 
 The verdict compares, per architecture, each seed's value at the narrowest and the widest width: a trend counts
 only when the two sets of seeds do not overlap. What the cpu default shows (3 seeds, `badminima run ntk-width`):
@@ -43,7 +44,8 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from ..measures.command import NTK_INPUTS, Target, compute
+from ..measures.registry import NTK_INPUTS
+from ..measuring import Target, compute
 from ..models import num_parameters
 from ..report.figures import series_figure
 from ..report.stats import over_seeds

@@ -7,7 +7,7 @@ layers after the epochs `projection_epochs` names (train/rank_control.py, `rank_
 layer, the shortcut projections or the classifier, as the authors' code; thresholds are a fraction of each
 layer's largest singular value at the start of fine-tuning). The three share the first phase (init
 `natural-pretraining`). We report training and clean test accuracy, test accuracy under 20-step PGD from a random
-start at eps 8/255 and 1/255 (step eps/4; measures/command.py's `pgd`: 1000 test examples; non-image data: budgets
+start at eps 8/255 and 1/255 (step eps/4; measures/registry.py's `pgd`: 1000 test examples; non-image data: budgets
 in input standard deviations, 8 units = 0.125σ as 8/255 on CIFAR-10, see measures.attacks), and the effective
 rank ||s||_1 / ||s||_2 of each inner layer's raw weights, batch norm not folded, as the authors measure them
 (Figure 2; the random init and the model before fine-tuning as references). RANKS_FOLDED = True measures
@@ -56,7 +56,8 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from ..measures.command import PGD_BUDGETS, Target, compute
+from ..measures.registry import PGD_BUDGETS
+from ..measuring import Target, compute
 from ..measures.layers import inner_layers
 from ..measures.rank import layer_ranks
 from ..presets import user_model

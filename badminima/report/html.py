@@ -135,7 +135,7 @@ def run_scale(spec: dict) -> str:
 def measures_section(store: Store) -> str:
     """Every measure stored in the directory (`badminima measure`), in full, by run, with the run's scale;
     empty if none."""
-    from ..measures.command import in_percent, value_lines
+    from ..measuring import in_percent, value_lines
 
     final_of = {}
     for run_id, spec, phases in store.conn.execute("SELECT id, spec, phases FROM runs ORDER BY rowid"):

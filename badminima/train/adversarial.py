@@ -4,7 +4,7 @@ size 2/255 within eps = 8/255, from a uniform random start in the ball).
 
 Budgets of a PhaseSpec are in 1/255 of the image range for images (adversarial inputs clamped to [0, 1]);
 for other data in units of 0.0156 of the inputs' mean training std (8 units = 0.125 sigma, as 8/255 on
-CIFAR-10), without clamping (measures.attacks.budget_unit, as measures/command.py's attacks). The attack runs in eval mode (measures/attacks.py) and its random start draws from the epoch's
+CIFAR-10), without clamping (measures.attacks.budget_unit, as measures/registry.py's attacks). The attack runs in eval mode (measures/attacks.py) and its random start draws from the epoch's
 generator, so a resumed phase repeats the uninterrupted one.
 """
 from __future__ import annotations

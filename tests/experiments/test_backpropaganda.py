@@ -15,7 +15,7 @@ from badminima.cli import main
 from badminima.experiments import Context, local_minima, ntk_width, train_grid
 from badminima.experiments import rank as rank_exp
 from badminima.measures.activity import activity
-from badminima.measures.command import Target
+from badminima.measuring import Target
 from badminima.models import build_model
 from badminima.runs import Workspace, load_final, plan
 from badminima.spec import DataSpec, InitSpec, ModelSpec, PhaseSpec, RunSpec, run_id

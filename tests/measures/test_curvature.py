@@ -150,7 +150,7 @@ def test_float64_products_of_a_float32_model(problem):
 
 
 def test_measure_output_shows_each_eigenvalues_flag_and_products():
-    from badminima.measures.command import value_lines
+    from badminima.measuring import value_lines
 
     lines = value_lines({"min_lanczos": -11.5, "min_lanczos_converged": True, "min_lanczos_hvps": 31,
                          "min_power": 0.007, "min_power_converged": False, "min_power_hvps": 500, "examples": 1000}, "")

@@ -11,7 +11,8 @@ import pytest
 import torch
 
 import badminima
-from badminima.cli import build_parser, main, resolve_base
+from badminima.cli import build_parser, main
+from badminima.launch import resolve_base
 from badminima.experiments import get_experiment
 from badminima.report.html import build_report
 from badminima.runs import Workspace, load_final, plan
@@ -132,7 +133,7 @@ def test_accuracies_are_percent_in_json_csv_terminal_and_report(tmp_path, capsys
     values = fgsm["measures"]["fgsm"]
     assert values["clean_accuracy_percent"] == pytest.approx(percent, abs=1e-3)  # all 1000 test examples
     store = Store(out)
-    from badminima.measures.command import MEASURES
+    from badminima.measures.registry import MEASURES
     stored = store.measures(plan(spec)[-1].id)[MEASURES["fgsm"].key]  # fractions inside the store (versioned name)
     store.close()
     assert values["accuracy_percent"] == pytest.approx([100 * a for a in stored["accuracy"]])

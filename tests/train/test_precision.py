@@ -9,7 +9,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from badminima.cli import build_parser, resolve_base
+from badminima.cli import build_parser
+from badminima.launch import resolve_base
 from badminima.models import build_model
 from badminima.runs import plan
 from badminima.spec import ComputeSpec, PhaseSpec, RunSpec, merge, run_id, validate
