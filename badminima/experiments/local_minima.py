@@ -156,7 +156,8 @@ def records(ctx: Context) -> list[dict]:
     cells_ = _cells(ctx.base, ctx.seeds, ctx.preset)
     summaries = train_grid(ctx, [spec for _, spec in cells_], "local-minima")
     settings = _settings(ctx.preset)
-    name = (f"landscape(examples={settings['examples'] or 'all'},float64,tol={EIGEN_TOL},"
+    # v2: Lanczos' answer survives ARPACK's restarts (curvature.lanczos_eigenvalue); v1 values are not read
+    name = (f"landscape.v2(examples={settings['examples'] or 'all'},float64,tol={EIGEN_TOL},"
             f"lanczos={settings['lanczos_hvps']},power={settings['power_iterations']})")
     out = []
     for (row, spec), summary in zip(cells_, summaries):

@@ -164,12 +164,16 @@ def lanczos_eigenvalue(op: HessianOperator, which: str = "LA", tol: float = 1e-4
     (scipy.sparse.linalg.eigsh, ARPACK) on Hessian-vector products, relative tolerance `tol`, at most
     `max_hvps` products (None: ARPACK's own cap).
 
-    The value and its certificate are read off the last 2*ncv vectors ARPACK multiplied (they span its
-    current Krylov basis) by Rayleigh-Ritz: theta, the extreme eigenvalue of H restricted to their span,
-    is a Rayleigh quotient (so lambda_max >= theta for "LA", lambda_min <= theta for "SA"), and its
-    residual ||H u - theta u|| is computed from the stored products, no extra product needed. This also
-    gives an answer when ARPACK stops unconverged, and stops it once this certificate holds (checked every
-    ncv products). Memory: 4 ncv vectors of the parameters' size.
+    The value and its certificate come from Rayleigh-Ritz on vectors whose products are known: theta, the
+    extreme eigenvalue of H restricted to their span, is a Rayleigh quotient (so lambda_max >= theta for
+    "LA", lambda_min <= theta for "SA"), and its residual ||H u - theta u|| follows from the stored products
+    by linearity. ARPACK's restarts keep its basis only implicitly, as combinations of vectors multiplied
+    long before, so the span of the last 2*ncv products alone loses the best direction after two restarts;
+    every ncv products the best Ritz pair of (that pair carried from the last check + the last 2*ncv
+    products) is therefore carried on, and the answer never gets worse as products are added. It gives an
+    answer when ARPACK stops unconverged, and stops ARPACK once its certificate holds. When ARPACK itself
+    converges, its Ritz vector joins the candidates (one more product, for its residual). Memory: 4 ncv + 2
+    vectors of the parameters' size.
     Returns {"eigenvalue", "hvps" (products of this call), "converged" (residual <= tol |eigenvalue| + atol;
     atol: the precision of the products, for an eigenvalue at 0), "residual"}."""
     from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigsh
@@ -179,28 +183,39 @@ def lanczos_eigenvalue(op: HessianOperator, which: str = "LA", tol: float = 1e-4
     start = op.hvps
     ncv = min(ncv, op.dim)
     kept: list[tuple[np.ndarray, np.ndarray]] = []
+    best: list[tuple[np.ndarray, np.ndarray]] = []  # the best Ritz pair so far, (u, H u)
+
+    def product(v: np.ndarray) -> np.ndarray:
+        return op.matvec(torch.from_numpy(v)).double().cpu().numpy()
+
+    def readout(extra=()) -> tuple[float, float]:
+        value, residual, u, hu = _rayleigh_ritz([*best, *kept, *extra], which)
+        best[:] = [(u, hu)]
+        return value, residual
 
     def mv(v):
         if max_hvps is not None and op.hvps - start >= max_hvps:
             raise _Stop
         if len(kept) >= ncv and (op.hvps - start) % ncv == 0:  # stop on our own certificate, often before ARPACK's
-            value, residual = _rayleigh_ritz(kept, which)
+            value, residual = readout()
             if residual <= tol * abs(value) + atol:
                 raise _Stop
         v = np.asarray(v, dtype=np.float64).ravel().copy()
-        hv = op.matvec(torch.from_numpy(v)).double().cpu().numpy()
-        kept.append((v, hv))
+        kept.append((v, product(v)))
         del kept[:-2 * ncv]
-        return hv
+        return kept[-1][1]
 
     v0 = np.random.default_rng(seed).standard_normal(op.dim)
+    extra = []
     try:
-        eigsh(LinearOperator((op.dim, op.dim), matvec=mv, dtype=np.float64), k=1, which=which, tol=tol, v0=v0,
-              ncv=ncv if ncv < op.dim else None, maxiter=None if max_hvps is None else max_hvps,
-              return_eigenvectors=False)
+        _, vectors = eigsh(LinearOperator((op.dim, op.dim), matvec=mv, dtype=np.float64), k=1, which=which, tol=tol,
+                           v0=v0, ncv=ncv if ncv < op.dim else None,
+                           maxiter=None if max_hvps is None else max_hvps)
+        u = np.ascontiguousarray(vectors[:, 0], dtype=np.float64)
+        extra = [(u, product(u))]
     except (ArpackNoConvergence, _Stop):
         pass
-    value, residual = _rayleigh_ritz(kept, which)
+    value, residual = readout(extra)
     return {"eigenvalue": value, "hvps": op.hvps - start, "converged": bool(residual <= tol * abs(value) + atol),
             "residual": residual}
 
@@ -209,8 +224,9 @@ class _Stop(Exception):
     """Raised inside eigsh's matrix-vector callback when the product budget is spent or the answer certified."""
 
 
-def _rayleigh_ritz(pairs: list[tuple[np.ndarray, np.ndarray]], which: str) -> tuple[float, float]:
-    """(theta, ||H u - theta u||) for the extreme Ritz pair of the span of the stored (v, H v) pairs."""
+def _rayleigh_ritz(pairs: list[tuple[np.ndarray, np.ndarray]], which: str
+                   ) -> tuple[float, float, np.ndarray, np.ndarray]:
+    """(theta, ||H u - theta u||, u, H u) for the extreme Ritz pair of the span of the stored (v, H v) pairs."""
     v = np.stack([a for a, _ in pairs], 1)
     hv = np.stack([b for _, b in pairs], 1)
     basis, sigma, wt = np.linalg.svd(v, full_matrices=False)
@@ -220,7 +236,7 @@ def _rayleigh_ritz(pairs: list[tuple[np.ndarray, np.ndarray]], which: str) -> tu
     thetas, vectors = np.linalg.eigh((small + small.T) / 2)
     i = -1 if which == "LA" else 0
     u, hu = basis @ vectors[:, i], h_basis @ vectors[:, i]
-    return float(thetas[i]), float(np.linalg.norm(hu - thetas[i] * u))
+    return float(thetas[i]), float(np.linalg.norm(hu - thetas[i] * u)), u, hu
 
 
 def power_iteration(op: HessianOperator, shift: float = 0.0, iterations: int = 500, tol: float = 1e-4,

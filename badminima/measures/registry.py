@@ -185,7 +185,8 @@ def _loss_gradient(t):
     return {"loss": loss, "gradient_norm": float(grad.double().norm()), "examples": len(t.data.y_train)}
 
 
-@_measure("hessian", f"smallest and largest Hessian eigenvalues by Lanczos and by the shifted power method (004 Table 1), float64 products, each with its convergence flag and products, {HESSIAN_EXAMPLES} train examples", default=False)
+@_measure("hessian", f"smallest and largest Hessian eigenvalues by Lanczos and by the shifted power method (004 Table 1), float64 products, each with its convergence flag and products, {HESSIAN_EXAMPLES} train examples", default=False,
+          version=2)  # 2: Lanczos' answer survives ARPACK's restarts (curvature.lanczos_eigenvalue)
 def _hessian(t):
     x, y = t.subset("train", HESSIAN_EXAMPLES, "hessian")
     op = HessianOperator(t.model, x, y, dtype=torch.float64, progress=t.progress)
