@@ -29,7 +29,7 @@ from badminima.data.augment import augment
 from badminima.data.corruptions import adversarial_dataset
 from badminima.executors import Pool
 from badminima.executors.scheduler import execute
-from badminima.experiments.bad_minima import cells
+from badminima.experiments.paper000.bad_minima import cells
 from badminima.models import build_model
 from badminima.presets import base_spec
 from badminima.runs import Workspace

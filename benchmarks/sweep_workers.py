@@ -14,7 +14,7 @@ from dataclasses import replace
 
 from badminima.executors import Pool
 from badminima.executors.scheduler import execute
-from badminima.experiments.heuristics import cells
+from badminima.experiments.paper000.heuristics import cells
 from badminima.presets import base_spec
 from badminima.runs import Workspace
 from badminima.store import Store

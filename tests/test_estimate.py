@@ -6,7 +6,7 @@ import pytest
 
 from badminima.cli import main
 from badminima.estimate import CLEAN_PASSES, FILE_SHAPES, Rates, Shape, projection
-from badminima.experiments.heuristics import cells
+from badminima.experiments.paper000.heuristics import cells
 from badminima.presets import base_spec
 
 

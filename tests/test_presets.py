@@ -1,6 +1,6 @@
 from dataclasses import replace
 
-from badminima.experiments import local_minima, norm_bias
+from badminima.experiments.paper004 import local_minima, norm_bias
 from badminima.presets import base_spec, user_model
 
 

@@ -35,7 +35,7 @@ def test_import_and_listing_import_nothing_heavy(code):
 
 
 # In a fresh interpreter: wrap the register function so that it notes the module calling it, then import every
-# module of the package; prints {name: module} of every registration.
+# module of the package and of its subpackages; prints {name: module} of every registration.
 WHO_REGISTERS = """
 import importlib, json, pkgutil, sys
 package = importlib.import_module({package!r})
@@ -43,11 +43,11 @@ real = getattr(package, {register!r})
 found = {{}}
 def noting(*args, **kwargs):
     name = args[0] if isinstance(args[0], str) else args[0].name  # an init's name, or an Experiment
-    found[name] = sys._getframe(1).f_globals["__name__"].rsplit(".", 1)[-1]
+    found[name] = sys._getframe(1).f_globals["__name__"][len(package.__name__) + 1:]  # e.g. paper000.toy
     return real(*args, **kwargs)
 setattr(package, {register!r}, noting)
-for info in pkgutil.iter_modules(package.__path__):
-    importlib.import_module(package.__name__ + "." + info.name)
+for info in pkgutil.walk_packages(package.__path__, package.__name__ + "."):
+    importlib.import_module(info.name)
 print(json.dumps(found))
 """
 

@@ -20,7 +20,7 @@ import torch
 from badminima.cli import main
 from badminima.executors import InProcess, Pool, scheduler
 from badminima.executors.scheduler import _alive, execute
-from badminima.experiments.bad_minima import cells
+from badminima.experiments.paper000.bad_minima import cells
 from badminima.presets import base_spec
 from badminima.runs import Workspace, plan
 from badminima.spec import merge, to_dict

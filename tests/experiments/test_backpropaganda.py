@@ -12,8 +12,9 @@ from sklearn.linear_model import LogisticRegression
 from torch import nn
 
 from badminima.cli import main
-from badminima.experiments import Context, local_minima, ntk_width, train_grid
-from badminima.experiments import rank as rank_exp
+from badminima.experiments import Context, train_grid
+from badminima.experiments.paper004 import local_minima, ntk_width
+from badminima.experiments.paper004 import rank as rank_exp
 from badminima.measures.activity import activity
 from badminima.measuring import Target
 from badminima.models import build_model

@@ -11,7 +11,7 @@ from scipy.stats import linregress
 from torch import nn
 
 from badminima.experiments import Context, train_grid
-from badminima.experiments import generalization as gen
+from badminima.experiments.paper001 import generalization as gen
 from badminima.measures import normalized_network
 from badminima.models import build_model, num_parameters
 from badminima.report.figures import scatter_panel
@@ -230,7 +230,7 @@ def test_norm_correlations_are_per_family():
     pooled correlation negative: each family's Spearman correlation must be reported, computed here by scipy."""
     from scipy.stats import spearmanr
 
-    from badminima.experiments import norm_vs_error as nve
+    from badminima.experiments.paper001 import norm_vs_error as nve
 
     rng = np.random.default_rng(2)
     records = []
@@ -263,12 +263,12 @@ def test_norm_product_is_the_normalizations(trained):
     values = gen.losses(model, x, torch.zeros(5, dtype=torch.long), x, torch.zeros(5, dtype=torch.long))
     assert values["product_of_normalization_factors"] == pytest.approx(expected, rel=1e-10)
     assert "product_of_frobenius_norms" not in values  # one product, not two
-    from badminima.experiments import norm_vs_error as nve
+    from badminima.experiments.paper001 import norm_vs_error as nve
     assert nve.NORM == "product_of_normalization_factors"
 
 
 def test_gap_vs_n_has_a_random_label_half(ws, monkeypatch):
-    from badminima.experiments import gap_vs_n
+    from badminima.experiments.paper001 import gap_vs_n
     from badminima.presets import base_spec
 
     recipe = replace(RECIPE, epochs=10)  # x 14 and x 7 on the subsets (steps per epoch); fitting is not the point

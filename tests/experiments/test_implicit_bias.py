@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy.optimize import minimize_scalar
 
-from badminima.experiments.implicit_bias import (Settings, angle_degrees, gd_step, least_squares_gd,
+from badminima.experiments.paper002.implicit_bias import (Settings, angle_degrees, gd_step, least_squares_gd,
                                                  least_squares_problem, least_squares_records, max_margin_direction,
                                                  separable_data, separable_gd, separable_records, sklearn_max_margin,
                                                  soudry_asymptote)

@@ -6,8 +6,9 @@ import pytest
 import torch
 
 from badminima.cli import main
-from badminima.experiments import generalization as gen
-from badminima.experiments import init_std, list_experiments
+from badminima.experiments.paper001 import generalization as gen
+from badminima.experiments import list_experiments
+from badminima.experiments.paper001 import init_std
 from badminima.models import build_model
 from badminima.runs import Workspace, load_final, plan
 from badminima.spec import DataSpec, InitSpec, ModelSpec, PhaseSpec, RunSpec

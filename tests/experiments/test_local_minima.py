@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from sklearn.linear_model import LogisticRegression
 from torch import nn
 
-from badminima.experiments import local_minima
+from badminima.experiments.paper004 import local_minima
 from badminima.inits.lemma1 import lemma1_transform
 from badminima.models import Classifier
 from badminima.runs import Workspace

@@ -7,7 +7,8 @@ import pytest
 from safetensors.numpy import load_file
 
 from badminima.cli import main
-from badminima.experiments import get_experiment, toy
+from badminima.experiments import get_experiment
+from badminima.experiments.paper000 import toy
 from badminima.presets import base_spec
 from badminima.runs import plan
 from badminima.spec import RECIPES, recipe_name

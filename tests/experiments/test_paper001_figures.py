@@ -131,7 +131,7 @@ def test_fixed_schedule_figures_9_10_14_by_name(tmp_path, capsys):
         fro = norm_product(layers, "fro")
         assert r["normalized_train_loss"] == pytest.approx(cross_entropy(z_train / fro, data.y_train), rel=1e-6)
         assert r["train_loss"] == pytest.approx(cross_entropy(z_train, data.y_train), rel=1e-5)
-    from badminima.experiments import fixed_schedule as fs
+    from badminima.experiments.paper001 import fixed_schedule as fs
 
     line = linregress([r["l1_normalized_train_loss"] for r in records], [r["l1_normalized_test_loss"] for r in records])
     _, rows = fs.l1_table(records)
@@ -146,7 +146,7 @@ def test_fixed_schedule_figures_9_10_14_by_name(tmp_path, capsys):
 
 
 def test_normalized_loss_bn_by_name(tmp_path, capsys, monkeypatch):
-    from badminima.experiments import other_architectures as oa
+    from badminima.experiments.paper001 import other_architectures as oa
 
     protocol = oa.bn_protocol  # the random-label network's epoch cap (600) has no flag: 20 here
     monkeypatch.setattr(oa, "bn_protocol", lambda preset, data: replace(protocol(preset, data), random_labels_epochs=20))

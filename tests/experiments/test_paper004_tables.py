@@ -13,7 +13,7 @@ import torch
 from badminima.cli import main
 from badminima.launch import parse_set, set_overrides
 from badminima.errors import BadInput
-from badminima.experiments import local_minima, norm_bias, norm_bias_tables, ntk_evolution
+from badminima.experiments.paper004 import local_minima, norm_bias, norm_bias_tables, ntk_evolution
 from badminima.measuring import Target
 from badminima.runs import Workspace, execute_phase, load_final, plan
 from badminima.spec import DataSpec, ModelSpec, PhaseSpec, RunSpec, merge, non_default, run_id, validate

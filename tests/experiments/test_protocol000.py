@@ -11,7 +11,7 @@ import torch
 from badminima.cli import main
 from badminima.executors import InProcess
 from badminima.executors.scheduler import execute
-from badminima.experiments.bad_minima import summary_rows, verdict
+from badminima.experiments.paper000.bad_minima import summary_rows, verdict
 from badminima.presets import base_spec
 from badminima.report.stats import over_seeds
 from badminima.runs import Workspace

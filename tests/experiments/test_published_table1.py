@@ -9,7 +9,7 @@ import itertools
 import numpy as np
 import pytest
 
-from badminima.experiments.published import PAPER_000_TABLE1, PAPER_000_TABLE1_COLUMNS, table1_rho_bounds
+from badminima.experiments.paper000.published import PAPER_000_TABLE1, PAPER_000_TABLE1_COLUMNS, table1_rho_bounds
 
 PAIRS = ("W0R->W0A", "W0R->WSR", "W0R->WVR", "W0R->WVA", "W0R->WSA", "W0A->WVA", "W0A->WSA")
 EARLIER = ("W0R->W0A", "W0R->WSR", "W0R->WVR", "W0R->WVA", "W0R->WSA", "W0A->WVA", "W0A->WSA")

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from badminima.experiments import rank as rank_exp
+from badminima.experiments.paper004 import rank as rank_exp
 from badminima.measures import inner_layers, layer_ranks
 from badminima.models import build_model
 from badminima.spec import DataSpec, ModelSpec, PhaseSpec, RunSpec

@@ -5,7 +5,7 @@ import pytest
 
 from badminima.cli import main
 from badminima.experiments import list_experiments
-from badminima.experiments import span_theorem as st
+from badminima.experiments.paper002 import span_theorem as st
 
 TINY = st.Settings(equations=10, unknowns=40, batch_size=2)  # 10 x 40 (the default: 50 x 200)
 

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from badminima.cli import main
-from badminima.experiments import implicit_bias, list_experiments
+from badminima.experiments import list_experiments
+from badminima.experiments.paper002 import implicit_bias
 from badminima.report.html import PAGE_WIDTH_PX
 from badminima.store import Store
 
@@ -152,8 +153,8 @@ def _check_layout(out: Path, page: Path, tmp_path: Path) -> None:
 def _synthetic_sets(out: Path) -> None:
     """Three experiments' records as their runs would leave them (no training): norms in two sets (widths 32
     and 16), replication and distances, three seeds each."""
-    from badminima.experiments.complexity import SETTINGS
-    from badminima.experiments.published import PAPER_000_TABLE1_COLUMNS
+    from badminima.experiments.paper000.complexity import SETTINGS
+    from badminima.experiments.paper000.published import PAPER_000_TABLE1_COLUMNS
 
     scale = "mnist1d / mlp, cpu preset (scaled down; not paper scale)"
     seeds = [0, 1, 2]

@@ -15,10 +15,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..report.figures import scatter_figure
-from ..report.tables import markdown_table
-from ..store import Store
-from . import Experiment, register_experiment
+from ...report.figures import scatter_figure
+from ...report.tables import markdown_table
+from ...store import Store
+from .. import Experiment, register_experiment
 from .generalization import (COLORS, FAMILIES, NETWORK_HEADER, _fmt, _label, _measured, family_cells,
                              family_records, network_rows)
 

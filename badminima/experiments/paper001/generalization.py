@@ -45,16 +45,16 @@ from pathlib import Path
 
 import torch
 
-from ..data.corruptions import random_labels as randomize_labels
-from ..measures import normalization_factors, normalized_cross_entropy, normalized_network
-from ..presets import base_spec, overlay
-from ..report.figures import least_squares_line, scatter_figure
-from ..report.tables import markdown_table
-from ..runs import load_final, plan, pretraining_data
-from ..spec import InitSpec, ModelSpec, PhaseSpec, RunSpec
-from ..store import Store
-from ..train import derive_seed, evaluate
-from . import Context, Experiment, register_experiment, train_grid
+from ...data.corruptions import random_labels as randomize_labels
+from ...measures import normalization_factors, normalized_cross_entropy, normalized_network
+from ...presets import base_spec, overlay
+from ...report.figures import least_squares_line, scatter_figure
+from ...report.tables import markdown_table
+from ...runs import load_final, plan, pretraining_data
+from ...spec import InitSpec, ModelSpec, PhaseSpec, RunSpec
+from ...store import Store
+from ...train import derive_seed, evaluate
+from .. import Context, Experiment, register_experiment, train_grid
 
 FAMILIES = ("init std", "random pretraining", "random labels")
 COLORS = {"init std": "tab:green", "random pretraining": "tab:orange", "random labels": "tab:red"}

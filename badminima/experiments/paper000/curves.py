@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..report.figures import curves_figure
-from ..report.tables import markdown_table
-from ..store import Store
-from . import Context, Experiment, register_experiment, train_grid
+from ...report.figures import curves_figure
+from ...report.tables import markdown_table
+from ...store import Store
+from .. import Context, Experiment, register_experiment, train_grid
 from .bad_minima import DEFAULT_SEEDS, cells, percent
 
 

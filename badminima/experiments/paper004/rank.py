@@ -56,19 +56,19 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from ..measures.registry import PGD_BUDGETS
-from ..measuring import Target, compute
-from ..measures.layers import inner_layers
-from ..measures.rank import layer_ranks
-from ..presets import user_model
-from ..report.figures import bars_figure, series_figure
-from ..report.tables import markdown_table
-from ..runs import plan
-from ..spec import DataSpec, InitSpec, PhaseSpec, RunSpec
-from ..store import Store
-from . import Context, Experiment, register_experiment, train_grid
+from ...measures.registry import PGD_BUDGETS
+from ...measuring import Target, compute
+from ...measures.layers import inner_layers
+from ...measures.rank import layer_ranks
+from ...presets import user_model
+from ...report.figures import bars_figure, series_figure
+from ...report.tables import markdown_table
+from ...runs import plan
+from ...spec import DataSpec, InitSpec, PhaseSpec, RunSpec
+from ...store import Store
+from .. import Context, Experiment, register_experiment, train_grid
 from .backpropaganda import cached, phase_model
-from .published004 import SOURCE, TABLE4, TABLE9, TABLE10
+from .published import SOURCE, TABLE4, TABLE9, TABLE10
 
 RANKMIN_THRESHOLD, RANKMAX_THRESHOLD = 0.2, 0.7
 RANK_EPOCHS = {15: (2, 6, 11), 8: (2, 4, 6)}  # fine-tuning epochs -> the epochs after which to project (module doc)

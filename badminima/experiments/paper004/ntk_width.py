@@ -44,16 +44,16 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from ..measures.registry import NTK_INPUTS
-from ..measuring import Target, compute
-from ..models import num_parameters
-from ..report.figures import series_figure
-from ..report.stats import over_seeds
-from ..report.tables import markdown_table
-from ..runs import plan
-from ..spec import DataSpec, InitSpec, ModelSpec, PhaseSpec, RunSpec
-from ..store import Store
-from . import Context, Experiment, register_experiment, train_grid
+from ...measures.registry import NTK_INPUTS
+from ...measuring import Target, compute
+from ...models import num_parameters
+from ...report.figures import series_figure
+from ...report.stats import over_seeds
+from ...report.tables import markdown_table
+from ...runs import plan
+from ...spec import DataSpec, InitSpec, ModelSpec, PhaseSpec, RunSpec
+from ...store import Store
+from .. import Context, Experiment, register_experiment, train_grid
 from .backpropaganda import rounded
 
 ARCHITECTURES = {  # label -> (model, depth, cpu widths, paper widths); cpu widths: see the module doc

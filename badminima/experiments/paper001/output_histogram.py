@@ -20,14 +20,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..measures import normalization_factors, normalized_cross_entropy, normalized_network
-from ..report.figures import histogram_figure
-from ..report.tables import markdown_table
-from ..spec import InitSpec, ModelSpec, RunSpec
-from ..store import Store
-from . import Context, Experiment, register_experiment, train_grid
+from ...measures import normalization_factors, normalized_cross_entropy, normalized_network
+from ...report.figures import histogram_figure
+from ...report.tables import markdown_table
+from ...spec import InitSpec, ModelSpec, RunSpec
+from ...store import Store
+from .. import Context, Experiment, register_experiment, train_grid
 from . import generalization as gen
-from .published001 import PAPER_001_FIGURE20
+from .published import PAPER_001_FIGURE20
 
 BINS = 30
 

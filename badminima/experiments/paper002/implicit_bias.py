@@ -33,10 +33,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..report.figures import series_figure
-from ..report.tables import markdown_table
-from ..store import Store
-from . import Context, Experiment, register_experiment
+from ...report.figures import series_figure
+from ...report.tables import markdown_table
+from ...store import Store
+from .. import Context, Experiment, register_experiment
 
 
 @dataclass(frozen=True)
@@ -302,7 +302,7 @@ def render(folder: Path, store: Store, recs: list[dict], scale: str) -> list[Pat
             "Soudry et al. 2018 (lecture 002): GD on separable data converges in direction to the hard-margin SVM"))
     text = ("# implicit-bias: lecture 002 (GD on least squares and on separable data)\n\n"
             "Synthetic problems in float64 numpy, one per seed (see the module docstring of "
-            "badminima/experiments/implicit_bias.py). (a) GD from w_0 on an under-determined least-squares problem "
+            "badminima/experiments/paper002/implicit_bias.py). (a) GD from w_0 on an under-determined least-squares problem "
             "converges to A^+ b + (I - A^+ A) w_0 (the minimum-norm interpolant from w_0 = 0). (b) GD on separable "
             "data with logistic or exponential loss: w(t) follows Soudry et al.'s asymptote w_hat ln t + w_tilde, "
             "w_hat the hard-margin SVM (a QP, checked against scikit-learn's SVC) and w_tilde fixed by its support "

@@ -5,10 +5,10 @@ from __future__ import annotations
 import math
 from typing import Any, Callable
 
-from ..measuring import cached_measure
-from ..runs import load_final, plan
-from ..spec import RunSpec
-from . import Context
+from ...measuring import cached_measure
+from ...runs import load_final, plan
+from ...spec import RunSpec
+from .. import Context
 
 
 def phase_model(ctx: Context, spec: RunSpec, index: int):

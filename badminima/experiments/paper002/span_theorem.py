@@ -36,9 +36,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..report.tables import markdown_table
-from ..store import Store
-from . import Context, Experiment, register_experiment
+from ...report.tables import markdown_table
+from ...store import Store
+from .. import Context, Experiment, register_experiment
 from .implicit_bias import Settings as ProblemSettings
 from .implicit_bias import least_squares_problem
 
@@ -197,7 +197,7 @@ def render(folder: Path, store: Store, recs: list[dict], scale: str) -> list[Pat
             "minimum-norm interpolant)\n\n"
             f"Ours: {scale}. Under-determined least squares 1/2 ||A w - b||^2, A of "
             f"{recs[0]['equations']} x {recs[0]['unknowns']} (see the module docstring of "
-            "badminima/experiments/span_theorem.py). A^+ b by numpy's pinv; P_null = I - A^+ A. For an interpolant, "
+            "badminima/experiments/paper002/span_theorem.py). A^+ b by numpy's pinv; P_null = I - A^+ A. For an interpolant, "
             "||w - A^+ b|| = ||P_null w||: the distance to the minimum-norm solution is the part outside the row "
             "space.\n\n" + verdict(recs) + "\n\n" + markdown_table(*table(recs))) if recs else "# span-theorem\n"
     md = folder / "span-theorem.md"

@@ -28,16 +28,16 @@ import math
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from ..measures.norms import frobenius_norm
-from ..presets import user_model
-from ..report.figures import bars_figure
-from ..report.tables import markdown_table
-from ..runs import plan
-from ..spec import InitSpec, PhaseSpec, RunSpec
-from ..store import Store
-from . import Context, Experiment, register_experiment, train_grid
+from ...measures.norms import frobenius_norm
+from ...presets import user_model
+from ...report.figures import bars_figure
+from ...report.tables import markdown_table
+from ...runs import plan
+from ...spec import InitSpec, PhaseSpec, RunSpec
+from ...store import Store
+from .. import Context, Experiment, register_experiment, train_grid
 from .backpropaganda import cached, format_mean_se, phase_model, rounded
-from .published004 import NEGATIVE_WEIGHT_DECAY_CLAIM, SOURCE, TABLE2, TABLE3, TABLE8
+from .published import NEGATIVE_WEIGHT_DECAY_CLAIM, SOURCE, TABLE2, TABLE3, TABLE8
 
 WEIGHT_DECAY = 5e-4
 NORM_BIAS = 0.005

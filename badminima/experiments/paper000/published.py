@@ -62,7 +62,7 @@ PAPER_000_TABLE2 = {
 # The printed columns c1..c7 of Table 1, as derived in the module docstring.
 PAPER_000_TABLE1_COLUMNS = ("W0R->WVR", "W0R->WSR", "W0R->W0A", "W0R->WVA", "W0R->WSA", "W0A->WVA", "W0A->WSA")
 PAPER_000_TABLE1_SOURCE = ("paper 000, Table 1 (paper scale, mean of 5 runs; the order of its columns is derived "
-                           "from the geometry of its rows and section 3.3, see experiments/published.py)")
+                           "from the geometry of its rows and section 3.3, see experiments/paper000/published.py)")
 # (dataset, model) -> c1..c7 as printed. The second block's dataset label is extracted as "CIFAR 10"; it is
 # CIFAR-100, the one dataset of section 2's four (CIFAR-10, CIFAR-100, CINIC-10, Restricted ImageNet) missing.
 PAPER_000_TABLE1 = {

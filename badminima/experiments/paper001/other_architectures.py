@@ -33,16 +33,16 @@ from pathlib import Path
 
 import torch
 
-from ..measures import output_normalized_cross_entropy
-from ..report.figures import least_squares_line, scatter_figure
-from ..report.tables import markdown_table
-from ..spec import ModelSpec, PhaseSpec, RunSpec
-from ..store import Store
-from ..train import evaluate
-from . import Context, Experiment, register_experiment
+from ...measures import output_normalized_cross_entropy
+from ...report.figures import least_squares_line, scatter_figure
+from ...report.tables import markdown_table
+from ...spec import ModelSpec, PhaseSpec, RunSpec
+from ...store import Store
+from ...train import evaluate
+from .. import Context, Experiment, register_experiment
 from . import generalization as gen
 from .norm_vs_error import NORM, spearman
-from .published001 import PAPER_001_RESNET56_TEST_ERROR_PERCENT
+from .published import PAPER_001_RESNET56_TEST_ERROR_PERCENT
 
 # ---- normalized-loss-bn (Figures 11-12) --------------------------------------------------------------
 

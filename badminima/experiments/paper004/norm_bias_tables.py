@@ -22,14 +22,14 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from ..report.figures import bars_figure
-from ..report.tables import markdown_table
-from ..spec import InitSpec, ModelSpec, PhaseSpec, RunSpec
-from ..store import Store
-from . import Context, Experiment, register_experiment
+from ...report.figures import bars_figure
+from ...report.tables import markdown_table
+from ...spec import InitSpec, ModelSpec, PhaseSpec, RunSpec
+from ...store import Store
+from .. import Context, Experiment, register_experiment
 from .backpropaganda import format_mean_se, mean_se
 from .norm_bias import PAPER_COEFFICIENTS, PAPER_RECIPE, Coefficients, regularized, regularizer_records
-from .published004 import FIXUP_PARAMETER_NORMS, SOURCE, TABLE2, TABLE3, TABLE8
+from .published import FIXUP_PARAMETER_NORMS, SOURCE, TABLE2, TABLE3, TABLE8
 
 REGULARIZERS = ("none", "weight decay", "norm-bias (absolute)")
 PAPER_MODELS = {"ResNet-18": ModelSpec("resnet18"), "DenseNet-40": ModelSpec("densenet40"),

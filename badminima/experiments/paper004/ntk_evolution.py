@@ -27,16 +27,16 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from ..measures.registry import NTK_INPUTS
-from ..measuring import Target, compute
-from ..measures.norms import frobenius_norm
-from ..models import num_parameters
-from ..report.figures import series_figure
-from ..report.tables import markdown_table
-from ..runs import plan
-from ..spec import InitSpec, ModelSpec, PhaseSpec, RunSpec
-from ..store import Store
-from . import Context, Experiment, register_experiment, train_grid
+from ...measures.registry import NTK_INPUTS
+from ...measuring import Target, compute
+from ...measures.norms import frobenius_norm
+from ...models import num_parameters
+from ...report.figures import series_figure
+from ...report.tables import markdown_table
+from ...runs import plan
+from ...spec import InitSpec, ModelSpec, PhaseSpec, RunSpec
+from ...store import Store
+from .. import Context, Experiment, register_experiment, train_grid
 from .backpropaganda import cached, phase_model, rounded
 from .ntk_width import CPU_RECIPE
 

@@ -23,15 +23,15 @@ from pathlib import Path
 
 import numpy as np
 
-from ..models import num_parameters
-from ..report.figures import series_figure
-from ..report.tables import markdown_table
-from ..spec import ModelSpec, PhaseSpec, RunSpec
-from ..store import Store
-from . import Context, Experiment, register_experiment, train_grid
+from ...models import num_parameters
+from ...report.figures import series_figure
+from ...report.tables import markdown_table
+from ...spec import ModelSpec, PhaseSpec, RunSpec
+from ...store import Store
+from .. import Context, Experiment, register_experiment, train_grid
 from . import generalization as gen
 from .gap_vs_n import LABELS, gap_records
-from .published001 import PAPER_001_FIGURE1_PARAMETERS
+from .published import PAPER_001_FIGURE1_PARAMETERS
 
 PAPER_RECIPE = PhaseSpec(epochs=70, batch_size=100, lr=0.01, stop_at_100=False)
 CPU_RECIPE = PhaseSpec(epochs=70, batch_size=100, lr=0.05, momentum=0.9, stop_at_100=False)

@@ -27,15 +27,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..measures import L1_DIVISOR, normalization_factors, normalized_cross_entropy
-from ..report.figures import least_squares_line, scatter_figure
-from ..report.tables import markdown_table
-from ..spec import ModelSpec, RunSpec
-from ..store import Store
-from . import Context, Experiment, register_experiment
+from ...measures import L1_DIVISOR, normalization_factors, normalized_cross_entropy
+from ...report.figures import least_squares_line, scatter_figure
+from ...report.tables import markdown_table
+from ...spec import ModelSpec, RunSpec
+from ...store import Store
+from .. import Context, Experiment, register_experiment
 from . import generalization as gen
 from .norm_vs_error import spearman
-from .published001 import (PAPER_001_FIGURE9_DIVISOR, PAPER_001_FIGURE9_L1_FIT, PAPER_001_FIGURE10_FIT,
+from .published import (PAPER_001_FIGURE9_DIVISOR, PAPER_001_FIGURE9_L1_FIT, PAPER_001_FIGURE10_FIT,
                            PAPER_001_FIGURE10_TRAIN_LOSSES)
 
 CPU_EPOCHS = 120

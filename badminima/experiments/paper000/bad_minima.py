@@ -12,12 +12,12 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from ..report.figures import curves_figure
-from ..report.stats import STATS_HEADER, over_seeds, stats_cells
-from ..report.tables import markdown_table
-from ..spec import InitSpec, RunSpec, apply_recipe
-from ..store import Store
-from . import Context, Experiment, register_experiment, train_grid
+from ...report.figures import curves_figure
+from ...report.stats import STATS_HEADER, over_seeds, stats_cells
+from ...report.tables import markdown_table
+from ...spec import InitSpec, RunSpec, apply_recipe
+from ...store import Store
+from .. import Context, Experiment, register_experiment, train_grid
 from .published import PAPER_000_TABLE2, PAPER_000_TABLE2_SOURCE
 
 INITS = ("random", "adversarial")

@@ -39,12 +39,12 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from ..report.figures import lines_figure
-from ..report.stats import over_seeds
-from ..report.tables import markdown_table
-from ..spec import InitSpec, PhaseSpec, RunSpec
-from ..store import Store
-from . import Context, Experiment, register_experiment, train_grid
+from ...report.figures import lines_figure
+from ...report.stats import over_seeds
+from ...report.tables import markdown_table
+from ...spec import InitSpec, PhaseSpec, RunSpec
+from ...store import Store
+from .. import Context, Experiment, register_experiment, train_grid
 from .generalization import (CPU_PROTOCOL, PAPER_PROTOCOL, Protocol, _fmt, _unreached_note, check_normalizable,
                              experiment_base, measure_network)
 
@@ -160,7 +160,7 @@ def render(folder: Path, store: Store, recs: list[dict], scale: str) -> list[Pat
             f"Ours: {scale}. Per std s and seed, a network from N(0, s^2) (every weight and bias) trained until its "
             f"training cross-entropy is <= {reference}, the snapshot closest to it with 0% training error. Paper 001: "
             "the test error and test loss grow with s while every network is at 0% training error (Figure 6, "
-            "CIFAR-10; Figure 8, CIFAR-100). See the module docstring of badminima/experiments/init_std.py for why "
+            "CIFAR-10; Figure 8, CIFAR-100). See the module docstring of badminima/experiments/paper001/init_std.py for why "
             "this recipe (plain SGD) and not `normalized-loss`'s.\n\n"
             f"**{verdict(recs)}**\n\n" + markdown_table(*table(recs)) + "\n" + _unreached_note(recs)
             + "## Every network\n\n"

@@ -5,12 +5,12 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from ..report.figures import lines_figure
-from ..report.stats import STATS_HEADER, stats_cells
-from ..report.tables import markdown_table
-from ..spec import InitSpec, RunSpec, apply_recipe
-from ..store import Store
-from . import Context, Experiment, register_experiment, train_grid
+from ...report.figures import lines_figure
+from ...report.stats import STATS_HEADER, stats_cells
+from ...report.tables import markdown_table
+from ...spec import InitSpec, RunSpec, apply_recipe
+from ...store import Store
+from .. import Context, Experiment, register_experiment, train_grid
 from .bad_minima import percent
 
 FACTORS = {"cpu": (1, 2, 3), "paper": (1, 2, 5, 10)}

@@ -3,7 +3,7 @@
 d(A -> B) = ||W_B - W_A||_F / ||W_A||_F over all parameters (measures.relative_distance), A being
 the earlier model. W0R: the random init; W0A: the adversarial init (the random-label fit grown from
 W0R); WVR, WSR: vanilla and SOTA solutions from W0R; WVA, WSA: vanilla and SOTA solutions from W0A.
-Columns in the order of the paper's table (derived in experiments/published.py), then
+Columns in the order of the paper's table (derived in experiments/paper000/published.py), then
 rho = ||W0A||_F / ||W0R||_F, which the paper's rows bound (published.table1_rho_bounds).
 """
 from __future__ import annotations
@@ -11,11 +11,11 @@ from __future__ import annotations
 from pathlib import Path
 from statistics import mean
 
-from ..measures import frobenius_norm, relative_distance
-from ..report.tables import markdown_table
-from ..runs import load_final, plan
-from ..store import Store
-from . import Context, Experiment, register_experiment, train_grid
+from ...measures import frobenius_norm, relative_distance
+from ...report.tables import markdown_table
+from ...runs import load_final, plan
+from ...store import Store
+from .. import Context, Experiment, register_experiment, train_grid
 from .bad_minima import DEFAULT_SEEDS, cells
 from .published import PAPER_000_TABLE1, PAPER_000_TABLE1_COLUMNS, PAPER_000_TABLE1_SOURCE, table1_rho_bounds
 

@@ -12,15 +12,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..measures.attacks import budget_label, fgsm_accuracy, unit_description
-from ..measures.registry import ATTACK_EXAMPLES
-from ..measuring import Target, compute
-from ..report.figures import bars_figure, lines_figure
-from ..report.tables import markdown_table
-from ..runs import plan
-from ..store import Store
-from ..train import evaluate
-from . import Context, Experiment, register_experiment, train_grid
+from ...measures.attacks import budget_label, fgsm_accuracy, unit_description
+from ...measures.registry import ATTACK_EXAMPLES
+from ...measuring import Target, compute
+from ...report.figures import bars_figure, lines_figure
+from ...report.tables import markdown_table
+from ...runs import plan
+from ...store import Store
+from ...train import evaluate
+from .. import Context, Experiment, register_experiment, train_grid
 from .bad_minima import DEFAULT_SEEDS, cells
 
 NORMS = ("frobenius", "l1_path_norm", "l2_path_norm", "spectral_product")

@@ -19,11 +19,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..report.figures import series_figure
-from ..report.tables import markdown_table
-from ..spec import InitSpec, RunSpec
-from ..store import Store
-from . import Context, Experiment, register_experiment, train_grid
+from ...report.figures import series_figure
+from ...report.tables import markdown_table
+from ...spec import InitSpec, RunSpec
+from ...store import Store
+from .. import Context, Experiment, register_experiment, train_grid
 from .generalization import (Protocol, _fmt, _measured, _unreached_note, check_normalizable, experiment_base,
                              measure_network)
 

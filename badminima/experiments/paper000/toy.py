@@ -16,14 +16,14 @@ from pathlib import Path
 
 import torch
 
-from ..measures.margins import boundary_length, class_regions, decision_grid
-from ..report.figures import decision_panels
-from ..report.tables import markdown_table
-from ..runs import load_final, plan, pretraining_data
-from ..spec import DataSpec, InitSpec, ModelSpec, PhaseSpec, RunSpec, apply_recipe
-from ..store import Store
-from ..train import evaluate
-from . import Context, Experiment, register_experiment, train_grid
+from ...measures.margins import boundary_length, class_regions, decision_grid
+from ...report.figures import decision_panels
+from ...report.tables import markdown_table
+from ...runs import load_final, plan, pretraining_data
+from ...spec import DataSpec, InitSpec, ModelSpec, PhaseSpec, RunSpec, apply_recipe
+from ...store import Store
+from ...train import evaluate
+from .. import Context, Experiment, register_experiment, train_grid
 
 PRETRAIN = PhaseSpec(epochs=10000, batch_size=10, lr=0.1, patience=1500)
 RECIPE = PhaseSpec(epochs=300, batch_size=10, lr=0.01, momentum=0.9, weight_decay=5e-3, augment=True,

@@ -41,18 +41,18 @@ from pathlib import Path
 
 import torch
 
-from ..measures.activity import activity
-from ..measures.curvature import HessianOperator, extreme_eigenvalues_power, full_batch_loss_and_gradient, lanczos_eigenvalue
-from ..presets import user_model
-from ..report.figures import bars_figure
-from ..report.tables import markdown_table
-from ..runs import plan
-from ..spec import DataSpec, InitSpec, PhaseSpec, RunSpec
-from ..store import Store
-from ..train import derive_seed, evaluate
-from . import Context, Experiment, register_experiment, train_grid
+from ...measures.activity import activity
+from ...measures.curvature import HessianOperator, extreme_eigenvalues_power, full_batch_loss_and_gradient, lanczos_eigenvalue
+from ...presets import user_model
+from ...report.figures import bars_figure
+from ...report.tables import markdown_table
+from ...runs import plan
+from ...spec import DataSpec, InitSpec, PhaseSpec, RunSpec
+from ...store import Store
+from ...train import derive_seed, evaluate
+from .. import Context, Experiment, register_experiment, train_grid
 from .backpropaganda import cached, phase_model, rounded
-from .published004 import SOURCE, TABLE1, TABLE1_MAX_EIGENVALUE_LEMMA1, TABLE5, TABLE6, TABLE7
+from .published import SOURCE, TABLE1, TABLE1_MAX_EIGENVALUE_LEMMA1, TABLE5, TABLE6, TABLE7
 
 LINEAR_L2 = 1e-3
 LR, LEMMA1_LR, LEMMA1_LR_PAPER, MOMENTUM = 0.1, 1e-4, 2e-5, 0.9
