@@ -133,22 +133,33 @@ def run_scale(spec: dict) -> str:
 
 
 def measures_section(store: Store) -> str:
-    """Every measure stored in the directory (`badminima measure`), in full, by run, with the run's scale;
-    empty if none."""
+    """Every measure of the registry stored in the directory (`badminima measure`, and the experiments that
+    use it), in full, by run, with the run's scale; empty if none. Only values stored under a measure's
+    current key are shown: one stored under an older version of its convention (Measure.version) is
+    superseded, and the section says how many were left out; experiments' own cached values are shown in
+    their sets."""
+    from ..measures.registry import MEASURES
     from ..measuring import in_percent, value_lines
 
     final_of = {}
     for run_id, spec, phases in store.conn.execute("SELECT id, spec, phases FROM runs ORDER BY rowid"):
         final_of.setdefault(json.loads(phases)[-1], (run_id, run_scale(json.loads(spec))))
-    rows = store.conn.execute("SELECT phase_id, name, value FROM measures ORDER BY phase_id, name").fetchall()
-    if not rows:
+    name_of = {m.key: name for name, m in MEASURES.items()}
+    stored = store.conn.execute("SELECT phase_id, name, value FROM measures ORDER BY phase_id, name").fetchall()
+    rows = [(pid, name_of[key], value) for pid, key, value in stored if key in name_of]
+    superseded = sum(key not in name_of and key.split(".v")[0] in MEASURES for _, key, _ in stored)
+    if not rows and not superseded:
         return ""
     cells = "".join(f"<tr><td>{html.escape(final_of.get(pid, ('-', '-'))[0])}</td><td>{html.escape(pid)}</td>"
                     f"<td>{html.escape(final_of.get(pid, ('-', '-'))[1])}</td><td>{html.escape(readable(name))}</td>"
                     f"<td><pre>{html.escape(chr(10).join(value_lines(in_percent(json.loads(value)), '')))}"
                     f"</pre></td></tr>" for pid, name, value in rows)
     return ('\n<section id="measures"><h2>Measures of stored runs</h2><p>Computed by <code>badminima measure</code> '
-            'on each run\'s final model (accuracies in percent).</p><table><caption><b>Measures</b>. <i>Scale: each '
+            'on each run\'s final model (accuracies in percent).'
+            + (f" {superseded} value{'s' if superseded != 1 else ''} stored under an older convention of "
+               "its measure (superseded; recompute with <code>badminima measure</code>) "
+               f"{'are' if superseded != 1 else 'is'} not shown." if superseded else "")
+            + '</p><table><caption><b>Measures</b>. <i>Scale: each '
             "row's run, as its spec says (dataset, training examples, model, width, depth, seed); the preset is "
             "that of the set the run belongs to.</i></caption><tr><th>run</th><th>phase</th><th>scale</th>"
             f"<th>measure</th><th>value</th></tr>{cells}</table></section>")
