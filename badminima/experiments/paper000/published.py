@@ -35,7 +35,7 @@ What follows.
   two values differ by at most 2.4% on every row, so which member is which changes no comparison; we
   keep the earlier reading's order inside each pair (PAPER_000_TABLE1_COLUMNS).
 - Under this reading rho = ||W0A|| / ||W0R|| lies between 0.02 and 0.48 on every row (the bounds of
-  each row are in tests/experiments/test_published_table1.py): in the paper's runs the adversarial
+  each row are in tests/experiments/paper000/test_published_table1.py): in the paper's runs the adversarial
   init has a much smaller norm than the random one. `distances` records our rho beside the distances.
 """
 
