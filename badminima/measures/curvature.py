@@ -188,8 +188,10 @@ def lanczos_eigenvalue(op: HessianOperator, which: str = "LA", tol: float = 1e-4
     def product(v: np.ndarray) -> np.ndarray:
         return op.matvec(torch.from_numpy(v)).double().cpu().numpy()
 
+    rcond = float(torch.finfo(op.dtype).eps) ** 0.5  # see _rayleigh_ritz
+
     def readout(extra=()) -> tuple[float, float]:
-        value, residual, u, hu = _rayleigh_ritz([*best, *kept, *extra], which)
+        value, residual, u, hu = _rayleigh_ritz([*best, *kept, *extra], which, rcond)
         best[:] = [(u, hu)]
         return value, residual
 
@@ -224,13 +226,17 @@ class _Stop(Exception):
     """Raised inside eigsh's matrix-vector callback when the product budget is spent or the answer certified."""
 
 
-def _rayleigh_ritz(pairs: list[tuple[np.ndarray, np.ndarray]], which: str
+def _rayleigh_ritz(pairs: list[tuple[np.ndarray, np.ndarray]], which: str, rcond: float
                    ) -> tuple[float, float, np.ndarray, np.ndarray]:
-    """(theta, ||H u - theta u||, u, H u) for the extreme Ritz pair of the span of the stored (v, H v) pairs."""
+    """(theta, ||H u - theta u||, u, H u) for the extreme Ritz pair of the span of the stored (v, H v) pairs.
+    The span's orthonormal basis comes from the SVD of the v's, and H of it by linearity from the H v's, which
+    divides by the singular values: a direction with sigma below rcond * sigma_max is dropped, as the products'
+    rounding errors (relative eps of their dtype) would come back multiplied by 1 / sigma. With rcond =
+    sqrt(eps) a dropped direction lies within rcond of the span kept, which moves a Ritz value by O(rcond^2)."""
     v = np.stack([a for a, _ in pairs], 1)
     hv = np.stack([b for _, b in pairs], 1)
     basis, sigma, wt = np.linalg.svd(v, full_matrices=False)
-    keep = sigma > sigma[0] * 1e-10
+    keep = sigma > sigma[0] * rcond
     basis, h_basis = basis[:, keep], hv @ (wt[keep].T / sigma[keep])  # H basis, by linearity
     small = basis.T @ h_basis
     thetas, vectors = np.linalg.eigh((small + small.T) / 2)
