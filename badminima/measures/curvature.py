@@ -164,15 +164,17 @@ def lanczos_eigenvalue(op: HessianOperator, which: str = "LA", tol: float = 1e-4
     (scipy.sparse.linalg.eigsh, ARPACK) on Hessian-vector products, relative tolerance `tol`, at most
     `max_hvps` products (None: ARPACK's own cap).
 
-    The value and its certificate come from Rayleigh-Ritz on vectors whose products are known: theta, the
-    extreme eigenvalue of H restricted to their span, is a Rayleigh quotient (so lambda_max >= theta for
-    "LA", lambda_min <= theta for "SA"), and its residual ||H u - theta u|| follows from the stored products
-    by linearity. ARPACK's restarts keep its basis only implicitly, as combinations of vectors multiplied
-    long before, so the span of the last 2*ncv products alone loses the best direction after two restarts;
-    every ncv products the best Ritz pair of (that pair carried from the last check + the last 2*ncv
-    products) is therefore carried on, and the answer never gets worse as products are added. It gives an
+    The value and its certificate come from Ritz pairs whose products are known: theta, the extreme
+    eigenvalue of H restricted to the span of the last 2*ncv vectors ARPACK multiplied, is a Rayleigh
+    quotient (so lambda_max >= theta for "LA", lambda_min <= theta for "SA"), and its residual
+    ||H u - theta u|| follows from the stored products by linearity. ARPACK's restarts keep its basis only
+    implicitly, as combinations of vectors multiplied long before, so that span alone loses the best
+    direction after two restarts: every ncv products the better of (that Ritz pair, the pair carried from the
+    last check) is carried on - the more extreme value, or a certified one within tol of it - and the answer
+    never gets worse as products are added. (Carried pairs are compared, not merged into the span: the carried
+    vector lies nearly in it, and the near-singular basis would multiply the products' rounding.) It gives an
     answer when ARPACK stops unconverged, and stops ARPACK once its certificate holds. When ARPACK itself
-    converges, its Ritz vector joins the candidates (one more product, for its residual). Memory: 4 ncv + 2
+    converges, its Ritz vector is a candidate too (one more product, for its residual). Memory: 4 ncv + 2
     vectors of the parameters' size.
     Returns {"eigenvalue", "hvps" (products of this call), "converged" (residual <= tol |eigenvalue| + atol;
     atol: the precision of the products, for an eigenvalue at 0), "residual"}."""
@@ -190,8 +192,17 @@ def lanczos_eigenvalue(op: HessianOperator, which: str = "LA", tol: float = 1e-4
 
     rcond = float(torch.finfo(op.dtype).eps) ** 0.5  # see _rayleigh_ritz
 
+    def choose(candidates):
+        """The most extreme Rayleigh quotient, or a certified one within tol of it (the smallest residual)."""
+        extreme = (max if which == "LA" else min)(c[0] for c in candidates)
+        near = [c for c in candidates if abs(c[0] - extreme) <= tol * abs(extreme) + atol]
+        certified = [c for c in near if c[1] <= tol * abs(c[0]) + atol]
+        return min(certified, key=lambda c: c[1]) if certified else next(c for c in near if c[0] == extreme)
+
     def readout(extra=()) -> tuple[float, float]:
-        value, residual, u, hu = _rayleigh_ritz([*best, *kept, *extra], which, rcond)
+        candidates = [_rayleigh_ritz(kept, which, rcond)] if kept else []
+        candidates += [_ritz_pair(u, hu) for u, hu in [*best, *extra]]
+        value, residual, u, hu = choose(candidates)
         best[:] = [(u, hu)]
         return value, residual
 
@@ -226,13 +237,20 @@ class _Stop(Exception):
     """Raised inside eigsh's matrix-vector callback when the product budget is spent or the answer certified."""
 
 
+def _ritz_pair(u: np.ndarray, hu: np.ndarray) -> tuple[float, float, np.ndarray, np.ndarray]:
+    """(theta, ||H u - theta u||, u, H u) for a unit vector u and its product."""
+    theta = float(u @ hu)
+    return theta, float(np.linalg.norm(hu - theta * u)), u, hu
+
+
 def _rayleigh_ritz(pairs: list[tuple[np.ndarray, np.ndarray]], which: str, rcond: float
                    ) -> tuple[float, float, np.ndarray, np.ndarray]:
     """(theta, ||H u - theta u||, u, H u) for the extreme Ritz pair of the span of the stored (v, H v) pairs.
     The span's orthonormal basis comes from the SVD of the v's, and H of it by linearity from the H v's, which
-    divides by the singular values: a direction with sigma below rcond * sigma_max is dropped, as the products'
-    rounding errors (relative eps of their dtype) would come back multiplied by 1 / sigma. With rcond =
-    sqrt(eps) a dropped direction lies within rcond of the span kept, which moves a Ritz value by O(rcond^2)."""
+    divides by the singular values: a direction with sigma below rcond * sigma_max is known only as a small
+    difference of nearly parallel vectors, and H of it would carry the products' rounding (relative eps of
+    their dtype) multiplied by 1 / sigma, so it is dropped. rcond = sqrt(eps) keeps that error below
+    sqrt(eps) ||H||; the Ritz values are then those of a slightly smaller subspace, still Rayleigh quotients."""
     v = np.stack([a for a, _ in pairs], 1)
     hv = np.stack([b for _, b in pairs], 1)
     basis, sigma, wt = np.linalg.svd(v, full_matrices=False)

@@ -203,3 +203,11 @@ def test_lanczos_with_rounded_products_stays_a_rayleigh_quotient(which):
             assert result["eigenvalue"] >= min(values) - 1e-6
         if seed == 3:  # where 600 products reach it (seeds 0 and 1 stop 5.5e-5 and 5.5e-6 above lambda_min)
             assert result["eigenvalue"] == pytest.approx(max(values) if which == "LA" else min(values), abs=1e-6)
+
+
+def test_lanczos_prefers_the_extreme_value_to_a_certified_neighbour():
+    # Eigenvalues 0, 1/299, ..., 1: a Ritz pair at the second smallest (0.0033) can carry a tiny residual, and
+    # so a certificate, while the value at 0 cannot (relative to 0, with atol = 0). The answer is the more
+    # extreme value, flagged not converged, not the certified neighbour 0.0033 away.
+    result = lanczos_eigenvalue(DiagonalOperator(torch.linspace(0.0, 1.0, 300).tolist()), "SA", tol=1e-3)
+    assert abs(result["eigenvalue"]) < 1e-4 and not result["converged"]
