@@ -174,8 +174,8 @@ def lanczos_eigenvalue(op: HessianOperator, which: str = "LA", tol: float = 1e-4
     never gets worse as products are added. (Carried pairs are compared, not merged into the span: the carried
     vector lies nearly in it, and the near-singular basis would multiply the products' rounding.) It gives an
     answer when ARPACK stops unconverged, and stops ARPACK once its certificate holds. When ARPACK itself
-    converges, its Ritz vector is a candidate too (one more product, for its residual). Memory: 4 ncv + 2
-    vectors of the parameters' size.
+    converges, its Ritz vector is a candidate too (one more product, for its residual, within the budget).
+    Memory: 4 ncv + 2 vectors of the parameters' size.
     Returns {"eigenvalue", "hvps" (products of this call), "converged" (residual <= tol |eigenvalue| + atol;
     atol: the precision of the products, for an eigenvalue at 0), "residual"}."""
     from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigsh
@@ -225,7 +225,8 @@ def lanczos_eigenvalue(op: HessianOperator, which: str = "LA", tol: float = 1e-4
                            v0=v0, ncv=ncv if ncv < op.dim else None,
                            maxiter=None if max_hvps is None else max_hvps)
         u = np.ascontiguousarray(vectors[:, 0], dtype=np.float64)
-        extra = [(u, product(u))]
+        if max_hvps is None or op.hvps - start < max_hvps:  # the budget holds, this product included
+            extra = [(u, product(u))]
     except (ArpackNoConvergence, _Stop):
         pass
     value, residual = readout(extra)
