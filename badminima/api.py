@@ -16,7 +16,6 @@ experiment records, which keep the units of the experiment's own table).
 from __future__ import annotations
 
 import json
-import re
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
@@ -151,18 +150,12 @@ def _is_accuracy(path: tuple) -> bool:
     return any(k == "accuracy" or k.endswith("_accuracy") or k.endswith("_acc") for k in path if not k.isdigit())
 
 
-def _measure_version(stored_name: str) -> tuple[str, int]:
-    """A stored measure name and its convention's version: `fgsm.v2` -> ('fgsm', 2), `frobenius` -> ('frobenius', 1)
-    (measures.registry.Measure.key)."""
-    match = re.fullmatch(r"(.+)\.v(\d+)", stored_name)
-    return (match.group(1), int(match.group(2))) if match else (stored_name, 1)
-
-
 def load(out: str | Path) -> Results:
     """The runs, phases, per-epoch metrics, measures and experiment records stored in `out` (see Results)."""
     import pandas as pd
 
     from .spec import RunSpec, merge, recipe_name, to_dict
+    from .store.db import measure_name_and_version
 
     conn = _connect(out)
     try:
@@ -212,7 +205,7 @@ def load(out: str | Path) -> Results:
             value = float(leaf) if number else None
             if number and _is_accuracy((r["name"],) + path):
                 value = 100.0 * value
-            name, version = _measure_version(r["name"])
+            name, version = measure_name_and_version(r["name"])
             measures.append({"run_id": run_of_phase.get(r["phase_id"]), "phase_id": r["phase_id"], "measure": name,
                              "version": version, "key": ".".join(path), "value": value,
                              "text": None if number or leaf is None else str(leaf), "seconds": r["seconds"]})

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import torch
 
 from ..errors import BadInput
+from ..store.db import measure_key
 from ..train import derive_seed, evaluate
 from .attacks import budget_label, budget_unit, fgsm_accuracy, pgd_accuracy, unit_description
 from .curvature import (HessianOperator, extreme_eigenvalues_power, full_batch_loss_and_gradient, hutchinson_trace,
@@ -61,7 +62,7 @@ class Measure:
     @property
     def key(self) -> str:
         """The name its values are stored under."""
-        return self.name if self.version == 1 else f"{self.name}.v{self.version}"
+        return measure_key(self.name, self.version)
 
 
 MEASURES: dict[str, Measure] = {}

@@ -17,6 +17,7 @@ from pathlib import Path
 import markdown
 
 from ..store import Store
+from ..store.db import measure_name_and_version
 from .labels import readable
 from .tables import set_title
 
@@ -147,7 +148,7 @@ def measures_section(store: Store) -> str:
     name_of = {m.key: name for name, m in MEASURES.items()}
     stored = store.conn.execute("SELECT phase_id, name, value FROM measures ORDER BY phase_id, name").fetchall()
     rows = [(pid, name_of[key], value) for pid, key, value in stored if key in name_of]
-    superseded = sum(key not in name_of and key.split(".v")[0] in MEASURES for _, key, _ in stored)
+    superseded = sum(key not in name_of and measure_name_and_version(key)[0] in MEASURES for _, key, _ in stored)
     if not rows and not superseded:
         return ""
     cells = "".join(f"<tr><td>{html.escape(final_of.get(pid, ('-', '-'))[0])}</td><td>{html.escape(pid)}</td>"

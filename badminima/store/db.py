@@ -20,6 +20,7 @@ Only a driver writes here; workers read it and append their writes to journals (
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import sys
 import time
@@ -105,6 +106,18 @@ def _restore_old_experiments(conn) -> None:
                  "FROM experiments_by_name",
                  (json.dumps({"note": "recorded before experiment sets were kept"}),))
     conn.execute("DROP TABLE experiments_by_name")
+
+
+def measure_key(name: str, version: int) -> str:
+    """The name a measure's values are stored under: its name for version 1, `name.vK` for version K (raised
+    when the measure's convention changes, so that values stored under the old one are not read as new)."""
+    return name if version == 1 else f"{name}.v{version}"
+
+
+def measure_name_and_version(key: str) -> tuple[str, int]:
+    """The inverse of measure_key: `fgsm.v2` -> ('fgsm', 2), `frobenius` -> ('frobenius', 1)."""
+    match = re.fullmatch(r"(.+)\.v(\d+)", key)
+    return (match.group(1), int(match.group(2))) if match else (key, 1)
 
 
 class Store:
