@@ -14,10 +14,11 @@ from typing import Any, Callable
 import torch
 
 from .errors import BadInput
+from .fingerprints import fingerprint, recorded_fingerprint, stale_reason
 from .measures.attacks import budget_unit
 from .measures.registry import MEASURES, resolve_names
 from .progress import Measures
-from .runs import Workspace, fingerprint, load_final, recorded_fingerprint, stale_reason
+from .runs import Workspace, load_final
 from .spec import RunSpec, merge
 from .store import Store
 from .store.checkpoints import CorruptCheckpoint

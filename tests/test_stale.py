@@ -11,6 +11,7 @@ import pytest
 import torch
 from torch import nn
 
+import badminima.fingerprints as fingerprints
 import badminima.runs as runs
 from badminima.cli import main
 from badminima.data import DATASETS, DatasetEntry
@@ -38,7 +39,7 @@ def records(*argv):
 def fresh_process_caches(monkeypatch):
     """What a new process starts with: no loaded dataset, no fingerprint (the code changed between two runs)."""
     monkeypatch.setattr(runs, "_DATASETS", {})
-    monkeypatch.setattr(runs, "_FINGERPRINTS", {})
+    monkeypatch.setattr(fingerprints, "_FINGERPRINTS", {})
 
 
 def probe_model(activation, width):
@@ -127,7 +128,8 @@ def test_measure_refuses_a_phase_of_changed_model_code(tmp_path, monkeypatch):
 
 def test_fingerprint_sees_types_shapes_and_data_only_where_they_differ():
     """Independent of the store: the fingerprint changes exactly when module types, shapes or data bytes do."""
-    from badminima.runs import Workspace, fingerprint
+    from badminima.fingerprints import fingerprint
+    from badminima.runs import Workspace
     from badminima.spec import DataSpec, ModelSpec, RunSpec
 
     ws = Workspace(store=None)
