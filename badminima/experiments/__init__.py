@@ -74,73 +74,90 @@ class Experiment:
 # its module calls register_experiment(Experiment(name, ...)) with the same name (tests/test_registries.py checks
 # that every entry resolves to its module).
 BUILTIN = {
-    "bad-minima": ("paper000.bad_minima", "paper 000: random vs adversarial (Algorithm 1) init x vanilla vs SOTA SGD; Table 2 "
-                                 "style summary"),
-    "curves": ("paper000.curves", "paper 000 Figures 2-3: train and test accuracy per epoch, min/mean/max over seeds"),
-    "distances": ("paper000.distances", "paper 000 Table 1: distances between random/adversarial inits and the vanilla/SOTA "
-                               "solutions"),
-    "error-vs-n": ("paper001.error_vs_size", "paper 001 Figure 1: train and test classification error and their gap vs "
-                                    "training-set size, true and random labels, a 5-layer ConvNet trained a fixed "
-                                    "number of epochs"),
-    "error-vs-normalized-loss": ("paper001.fixed_schedule", "paper 001 Figure 14: test classification error vs normalized "
-                                                   "train cross-entropy (the loss-independence runs)"),
-    "error-vs-params": ("paper001.error_vs_size", "paper 001 Figure 3: train and test classification error vs number of "
-                                         "parameters at a fixed training set (the error-vs-n network at several "
-                                         "widths)"),
-    "fgsm": ("paper000.complexity", "paper 000 Figure 6: test accuracy under FGSM for a range of budgets"),
-    "gap-vs-n": ("paper001.gap_vs_n", "paper 001 Figure 19: normalized and unnormalized train/test loss and their gap vs "
-                             "training-set size, on true and on random labels"),
-    "heuristics": ("paper000.heuristics", "paper 000 Table 2: the 8 combinations of augmentation, l2 and momentum"),
-    "implicit-bias": ("paper002.implicit_bias", "lecture 002: GD on under-determined least squares -> min-norm interpolant (+ "
-                                       "null-space part of w_0); GD on separable data -> hard-margin SVM direction "
-                                       "along w_hat ln t + w_tilde"),
-    "init-std": ("paper001.init_std", "paper 001 Figure 6: test error vs the std of the normal init, every network at 0% "
-                             "training error and the same training loss (plain SGD; min/mean/max over seeds, Spearman "
-                             "rho, verdict)"),
-    "l1-normalized-loss": ("paper001.fixed_schedule", "paper 001 Figure 9: test loss and error vs train loss of the layer-wise "
-                                             "L1-normalized networks (norms divided by 100; the loss-independence "
-                                             "runs)"),
-    "local-minima": ("paper004.local_minima", "paper 004 Tables 1, 5-7: loss, gradient, Hessian extremes and ReLU activity at "
-                                     "init and after GD from Lemma 1, zero and large-bias inits"),
-    "loss-independence": ("paper001.fixed_schedule", "paper 001 Figure 10: test vs train cross-entropy, unnormalized and "
-                                            "normalized, of networks trained a fixed schedule to different training "
-                                            "losses"),
-    "norm-bias": ("paper004.norm_bias", "paper 004 section 3, A.5, one model: no weight decay vs weight decay vs norm-bias "
-                               "(squared and absolute forms) vs negative weight decay, mean ± standard error"),
-    "norm-bias-table2": ("paper004.norm_bias_tables", "paper 004 Table 2 (non-normalized CIFAR-10): no weight decay vs weight "
-                                             "decay vs norm-bias over ResNet-18, DenseNet-40, MobileNetV2"),
-    "norm-bias-table3": ("paper004.norm_bias_tables", "paper 004 Table 3 (normalized CIFAR-10): no weight decay vs weight "
-                                             "decay vs norm-bias over ResNet-18, DenseNet-40, MobileNetV2, ResNet-20 "
-                                             "Fixup, MLP (4 layers)"),
-    "norm-bias-table8": ("paper004.norm_bias_tables", "paper 004 Table 8 (normalized CIFAR-100): no weight decay vs weight "
-                                             "decay vs norm-bias over ResNet-18, DenseNet-40, ResNet-20 Fixup"),
-    "norm-vs-error": ("paper001.norm_vs_error", "paper 001 Figures 4 and 13: normalized test loss, test error and loss vs the "
-                                       "product of layer Frobenius norms, per family (the networks of "
-                                       "normalized-loss)"),
-    "normalized-loss": ("paper001.generalization", "paper 001 Figure 2: test vs train cross-entropy of networks at the same "
-                                          "train loss, unnormalized and layer-wise normalized, with least-squares "
-                                          "lines"),
-    "normalized-loss-bn": ("paper001.other_architectures", "paper 001 Figures 11-12: the normalized-loss family on the 5-layer "
-                                                  "batch-norm ConvNet of appendix L.2 (batch norm folded, then "
-                                                  "normalized)"),
-    "normalized-loss-resnet": ("paper001.other_architectures", "paper 001 Figure 2c-d: test vs train cross-entropy of "
-                                                      "ResNet-56 networks, unnormalized and normalized by the output "
-                                                      "norm on one example"),
-    "norms": ("paper000.complexity", "paper 000 Figure 5: Frobenius, path and spectral norms per setting"),
-    "ntk-evolution": ("paper004.ntk_evolution", "paper 004 Figure 3: NTK norm, its correlation with the initial NTK and the "
-                                       "parameter norm over training epochs (MLPs, ConvNet)"),
-    "ntk-width": ("paper004.ntk_width", "paper 004 Figures 1, 6: empirical NTK change (relative, correlation) against width "
-                               "for MLPs, a ConvNet and WideResNets"),
-    "output-histogram": ("paper001.output_histogram", "paper 001 Figure 20: histogram of the most likely class's output of the "
-                                             "layer-wise normalized network on the training set"),
-    "rank": ("paper004.rank", "paper 004 Tables 4, 9, 10, Figure 2: RankMin / RankMax fine-tuning of a naturally trained "
-                     "model; effective ranks, clean and PGD accuracy"),
-    "rank-adversarial": ("paper004.rank", "paper 004 Tables 4, 10: RankMin / RankMax with 7-step PGD adversarial training"),
-    "replication": ("paper000.replication", "paper 000 Figure 4: test accuracy against the replication factor R"),
-    "span-theorem": ("paper002.span_theorem", "lecture 002: algorithms whose iterates stay in the span of the data (GD, SGD, "
-                                     "heavy ball, Nesterov) reach the min-norm interpolant A^+ b from zero (A^+ b + "
-                                     "P_null w0 from w0); Adam does not"),
-    "toy": ("paper000.toy", "paper 000 Figure 1: 2-D decision boundaries in four settings (fixed toy spec)"),
+    "bad-minima": ("paper000.bad_minima",
+        "paper 000: random vs adversarial (Algorithm 1) init x vanilla vs SOTA SGD; Table 2 style summary"),
+    "curves": ("paper000.curves",
+        "paper 000 Figures 2-3: train and test accuracy per epoch, min/mean/max over seeds"),
+    "distances": ("paper000.distances",
+        "paper 000 Table 1: distances between random/adversarial inits and the vanilla/SOTA solutions"),
+    "error-vs-n": ("paper001.error_vs_size",
+        "paper 001 Figure 1: train and test classification error and their gap vs training-set size, true and random "
+        "labels, a 5-layer ConvNet trained a fixed number of epochs"),
+    "error-vs-normalized-loss": ("paper001.fixed_schedule",
+        "paper 001 Figure 14: test classification error vs normalized train cross-entropy (the loss-independence "
+        "runs)"),
+    "error-vs-params": ("paper001.error_vs_size",
+        "paper 001 Figure 3: train and test classification error vs number of parameters at a fixed training set (the "
+        "error-vs-n network at several widths)"),
+    "fgsm": ("paper000.complexity",
+        "paper 000 Figure 6: test accuracy under FGSM for a range of budgets"),
+    "gap-vs-n": ("paper001.gap_vs_n",
+        "paper 001 Figure 19: normalized and unnormalized train/test loss and their gap vs training-set size, on true "
+        "and on random labels"),
+    "heuristics": ("paper000.heuristics",
+        "paper 000 Table 2: the 8 combinations of augmentation, l2 and momentum"),
+    "implicit-bias": ("paper002.implicit_bias",
+        "lecture 002: GD on under-determined least squares -> min-norm interpolant (+ null-space part of w_0); GD on "
+        "separable data -> hard-margin SVM direction along w_hat ln t + w_tilde"),
+    "init-std": ("paper001.init_std",
+        "paper 001 Figure 6: test error vs the std of the normal init, every network at 0% training error and the "
+        "same training loss (plain SGD; min/mean/max over seeds, Spearman rho, verdict)"),
+    "l1-normalized-loss": ("paper001.fixed_schedule",
+        "paper 001 Figure 9: test loss and error vs train loss of the layer-wise L1-normalized networks (norms "
+        "divided by 100; the loss-independence runs)"),
+    "local-minima": ("paper004.local_minima",
+        "paper 004 Tables 1, 5-7: loss, gradient, Hessian extremes and ReLU activity at init and after GD from Lemma "
+        "1, zero and large-bias inits"),
+    "loss-independence": ("paper001.fixed_schedule",
+        "paper 001 Figure 10: test vs train cross-entropy, unnormalized and normalized, of networks trained a fixed "
+        "schedule to different training losses"),
+    "norm-bias": ("paper004.norm_bias",
+        "paper 004 section 3, A.5, one model: no weight decay vs weight decay vs norm-bias (squared and absolute "
+        "forms) vs negative weight decay, mean ± standard error"),
+    "norm-bias-table2": ("paper004.norm_bias_tables",
+        "paper 004 Table 2 (non-normalized CIFAR-10): no weight decay vs weight decay vs norm-bias over ResNet-18, "
+        "DenseNet-40, MobileNetV2"),
+    "norm-bias-table3": ("paper004.norm_bias_tables",
+        "paper 004 Table 3 (normalized CIFAR-10): no weight decay vs weight decay vs norm-bias over ResNet-18, "
+        "DenseNet-40, MobileNetV2, ResNet-20 Fixup, MLP (4 layers)"),
+    "norm-bias-table8": ("paper004.norm_bias_tables",
+        "paper 004 Table 8 (normalized CIFAR-100): no weight decay vs weight decay vs norm-bias over ResNet-18, "
+        "DenseNet-40, ResNet-20 Fixup"),
+    "norm-vs-error": ("paper001.norm_vs_error",
+        "paper 001 Figures 4 and 13: normalized test loss, test error and loss vs the product of layer Frobenius "
+        "norms, per family (the networks of normalized-loss)"),
+    "normalized-loss": ("paper001.generalization",
+        "paper 001 Figure 2: test vs train cross-entropy of networks at the same train loss, unnormalized and "
+        "layer-wise normalized, with least-squares lines"),
+    "normalized-loss-bn": ("paper001.other_architectures",
+        "paper 001 Figures 11-12: the normalized-loss family on the 5-layer batch-norm ConvNet of appendix L.2 (batch "
+        "norm folded, then normalized)"),
+    "normalized-loss-resnet": ("paper001.other_architectures",
+        "paper 001 Figure 2c-d: test vs train cross-entropy of ResNet-56 networks, unnormalized and normalized by the "
+        "output norm on one example"),
+    "norms": ("paper000.complexity",
+        "paper 000 Figure 5: Frobenius, path and spectral norms per setting"),
+    "ntk-evolution": ("paper004.ntk_evolution",
+        "paper 004 Figure 3: NTK norm, its correlation with the initial NTK and the parameter norm over training "
+        "epochs (MLPs, ConvNet)"),
+    "ntk-width": ("paper004.ntk_width",
+        "paper 004 Figures 1, 6: empirical NTK change (relative, correlation) against width for MLPs, a ConvNet and "
+        "WideResNets"),
+    "output-histogram": ("paper001.output_histogram",
+        "paper 001 Figure 20: histogram of the most likely class's output of the layer-wise normalized network on the "
+        "training set"),
+    "rank": ("paper004.rank",
+        "paper 004 Tables 4, 9, 10, Figure 2: RankMin / RankMax fine-tuning of a naturally trained model; effective "
+        "ranks, clean and PGD accuracy"),
+    "rank-adversarial": ("paper004.rank",
+        "paper 004 Tables 4, 10: RankMin / RankMax with 7-step PGD adversarial training"),
+    "replication": ("paper000.replication",
+        "paper 000 Figure 4: test accuracy against the replication factor R"),
+    "span-theorem": ("paper002.span_theorem",
+        "lecture 002: algorithms whose iterates stay in the span of the data (GD, SGD, heavy ball, Nesterov) reach "
+        "the min-norm interpolant A^+ b from zero (A^+ b + P_null w0 from w0); Adam does not"),
+    "toy": ("paper000.toy",
+        "paper 000 Figure 1: 2-D decision boundaries in four settings (fixed toy spec)"),
 }
 
 EXPERIMENTS: dict[str, Experiment] = {}  # the experiments whose modules this process has imported
